@@ -1,0 +1,152 @@
+/*
+ * quantkit.h: the C API of QuantKit's kernels.
+ *
+ * Only pointers, scalars, opaque handles and status codes cross this boundary: no intrinsic types, no macros that
+ * depend on the ISA. Every entry point validates its arguments and returns a status; none aborts, prints or exits.
+ * The fastest kernel the CPU supports is chosen once at first use (QUANTKIT_ISA may force a lower path).
+ *
+ * Numerics follow PyTorch 2.15 eager-mode quantization (x86/FBGEMM engine):
+ *   quantize    q = clamp(zp + nearbyint(x * (1.0f / scale)), dtype min, dtype max), round half to even
+ *   dequantize  y = (float(q) - float(zp)) * scale, no FMA
+ *   requantize  y = clamp(nearbyint(float(acc) * multiplier) + zp, qmin, qmax), round half to even
+ */
+#ifndef QUANTKIT_H
+#define QUANTKIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QK_VERSION_MAJOR 0
+#define QK_VERSION_MINOR 1
+#define QK_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------------- status */
+
+typedef enum qk_status {
+    QK_OK = 0,
+    QK_ERROR_INVALID_ARGUMENT = 1,   /* null pointer, bad size, scale, zero point, dtype or range */
+    QK_ERROR_UNSUPPORTED_ISA = 2,    /* an ISA was requested that this CPU (or build) lacks */
+    QK_ERROR_UNKNOWN_ISA = 3,        /* an ISA name that QuantKit does not know */
+    QK_ERROR_OUT_OF_MEMORY = 4,
+    QK_ERROR_OVERFLOW = 5,           /* a size computation would overflow */
+} qk_status;
+
+/* A static string naming the status ("invalid argument", ...). */
+const char *qk_status_string(qk_status status);
+
+/* The message of the last failure on the calling thread (thread-local; "" when none). It says what was wrong and
+ * what was expected, e.g. "scale must be finite and > 0, got -1". Valid until the next failing call on the thread. */
+const char *qk_last_error_message(void);
+
+const char *qk_version_string(void);
+
+/* ---------------------------------------------------------------------------------------------- runtime */
+
+/* CPU features (bit mask). */
+enum {
+    QK_FEATURE_AVX2 = 1u << 0,        /* AVX2 + FMA + F16C, with OS support for ymm state */
+    QK_FEATURE_AVX512 = 1u << 1,      /* AVX-512 F/BW/DQ/VL, with OS support for zmm and opmask state */
+    QK_FEATURE_AVX512VNNI = 1u << 2,
+    QK_FEATURE_AVXVNNI = 1u << 3,     /* VEX-encoded vpdpbusd on ymm */
+    QK_FEATURE_AVX512BF16 = 1u << 4,
+    QK_FEATURE_NEON = 1u << 8,
+    QK_FEATURE_NEON_DOTPROD = 1u << 9,
+    QK_FEATURE_NEON_FP16 = 1u << 10,  /* half-precision arithmetic (FEAT_FP16) */
+    QK_FEATURE_NEON_I8MM = 1u << 11,
+    QK_FEATURE_NEON_BF16 = 1u << 12,
+};
+
+/* Features of the CPU (and OS) this process runs on. */
+uint32_t qk_cpu_features(void);
+
+/* Writes a space-separated list of the CPU's feature names ("avx2 avx512 avx512vnni ...") into buf (always
+ * NUL-terminated when size > 0). Returns the length the full string needs, without the NUL. */
+size_t qk_cpu_feature_names(char *buf, size_t size);
+
+/* Initialises the kernel table (also done implicitly by the first kernel call), honouring QUANTKIT_ISA. Returns
+ * QK_ERROR_UNKNOWN_ISA / QK_ERROR_UNSUPPORTED_ISA when QUANTKIT_ISA asks for something impossible; kernel calls then
+ * fail with the same status until qk_set_isa succeeds. Thread-safe and idempotent. */
+qk_status qk_runtime_init(void);
+
+/* Selects the ISA level: "scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon", "neondot", "neoni8mm", or
+ * NULL / "" / "auto" for the best one. Fails (leaving the current choice) if the name is unknown or the CPU lacks it.
+ * Not meant to race with running kernels: calls in flight finish on the table they started with. */
+qk_status qk_set_isa(const char *name);
+
+/* Name of the ISA level in use ("avx512vnni", "avx2", ...); "none" if initialisation failed. */
+const char *qk_isa_name(void);
+
+/* 1 if this CPU and build can run the named ISA level, else 0 (unknown names give 0). */
+int qk_isa_supported(const char *name);
+
+/* Threads. The backend is "openmp" when the library was compiled with -fopenmp, else "pthread" (a persistent pool).
+ * The default count is QUANTKIT_NUM_THREADS, else (OpenMP) omp_get_max_threads() which honours OMP_NUM_THREADS,
+ * else the number of online CPUs. Results are bit-identical for every thread count. */
+const char *qk_thread_backend(void);
+qk_status qk_set_num_threads(int num_threads);   /* 1..QK_MAX_THREADS; 0 restores the default */
+int qk_get_num_threads(void);
+#define QK_MAX_THREADS 256
+
+/* ---------------------------------------------------------------------------------------------- quantize */
+
+typedef enum qk_dtype {
+    QK_DTYPE_QUINT8 = 0,   /* uint8_t,  [0, 255] */
+    QK_DTYPE_QINT8 = 1,    /* int8_t,   [-128, 127] */
+    QK_DTYPE_QINT32 = 2,   /* int32_t,  [-2^31, 2^31 - 1] */
+} qk_dtype;
+
+/* fp32 -> quantized, per tensor. y has n elements of dtype. scale finite and > 0, zero_point inside the dtype range.
+ * NaN quantizes to the dtype minimum; +-inf saturate. */
+qk_status qk_quantize_per_tensor(qk_dtype dtype, size_t n, const float *x, void *y, float scale, int32_t zero_point);
+
+/* fp32 -> quantized, per channel. The tensor is viewed as [outer, channels, inner] (row-major) with the quantization
+ * axis in the middle: for a tensor of shape s and axis a, outer = prod(s[0..<a]), channels = s[a],
+ * inner = prod(s[a+1...]). scales and zero_points have `channels` entries. */
+qk_status qk_quantize_per_channel(qk_dtype dtype, size_t outer, size_t channels, size_t inner, const float *x, void *y,
+                                  const float *scales, const int32_t *zero_points);
+
+qk_status qk_dequantize_per_tensor(qk_dtype dtype, size_t n, const void *q, float *y, float scale, int32_t zero_point);
+
+qk_status qk_dequantize_per_channel(qk_dtype dtype, size_t outer, size_t channels, size_t inner, const void *q,
+                                    float *y, const float *scales, const int32_t *zero_points);
+
+/* int32 -> quint8 / qint8 with an fp32 multiplier (finite, > 0): y = clamp(nearbyint(acc * multiplier) + zero_point,
+ * qmin, qmax). qmin <= qmax inside the output dtype's range (qmin = zero_point gives a fused ReLU). */
+qk_status qk_requantize(qk_dtype out_dtype, size_t n, const int32_t *acc, void *y, float multiplier,
+                        int32_t zero_point, int32_t qmin, int32_t qmax);
+
+/* The same with one multiplier per channel; acc is viewed as [outer, channels, inner] as above. */
+qk_status qk_requantize_per_channel(qk_dtype out_dtype, size_t outer, size_t channels, size_t inner,
+                                    const int32_t *acc, void *y, const float *multipliers, int32_t zero_point,
+                                    int32_t qmin, int32_t qmax);
+
+/* ---------------------------------------------------------------------------------------------- fp16 */
+
+/* IEEE binary16 values travel as their uint16_t bit patterns. Conversions round half to even, keep subnormals,
+ * infinities and NaN (NaN stays NaN with its sign; the quiet bit is set). */
+qk_status qk_f32_to_f16(size_t n, const float *x, uint16_t *y);
+qk_status qk_f16_to_f32(size_t n, const uint16_t *x, float *y);
+
+/* fp32 -> fp16 saturating to +-65504 as PyTorch does for fp16 weights: |x| > 65504 (infinities included) becomes
+ * +-65504 and is counted in *saturated_count (may be NULL); NaN stays NaN. */
+qk_status qk_f32_to_f16_saturate(size_t n, const float *x, uint16_t *y, size_t *saturated_count);
+
+/* ---------------------------------------------------------------------------------------------- statistics */
+
+enum {
+    QK_MINMAX_FINITE_ONLY = 1u << 0,   /* skip +-inf as well as NaN */
+};
+
+/* Minimum and maximum of x. NaN is always skipped; with QK_MINMAX_FINITE_ONLY infinities are skipped too. When
+ * nothing is left (n == 0 or every value skipped) *min_out = +inf and *max_out = -inf. */
+qk_status qk_minmax_f32(size_t n, const float *x, uint32_t flags, float *min_out, float *max_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QUANTKIT_H */
