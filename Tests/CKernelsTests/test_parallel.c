@@ -84,14 +84,11 @@ static double wall_seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-typedef struct { double start[2], end[2]; } overlap_ctx;
 static void spin_tile(void *ctx, size_t b, size_t e) {
-    overlap_ctx *o = ctx;
     (void)e;
-    o->start[b] = wall_seconds();
+    ((pthread_t *)ctx)[b] = pthread_self();
     const double t0 = thread_cpu_seconds();
     while (thread_cpu_seconds() - t0 < 0.15) { }
-    o->end[b] = wall_seconds();
 }
 
 /* Many threads make their first kernel call at once: the table is filled once and every call succeeds. */
@@ -118,17 +115,15 @@ int main(int argc, char **argv) {
     pthread_t t[3];
     for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, concurrent_caller, NULL);
     for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
-    /* Two tiles that each burn 150 ms of CPU must overlap when two threads run on two cores. */
-    int parallel_ok = 1;
-    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
-        overlap_ctx o = {{0}, {0}};
-        qk_parallel_for_1d(2, 1, spin_tile, &o);
-        const double overlap = (o.end[0] < o.end[1] ? o.end[0] : o.end[1]) - (o.start[0] > o.start[1] ? o.start[0] : o.start[1]);
-        printf("two 150 ms tiles overlapped for %.0f ms\n", overlap * 1e3);
-        parallel_ok = overlap > 0.05;
-        if (!parallel_ok) printf("warning: tiles did not overlap (is the machine busy?)\n");
-    }
+    /* Two tiles that each burn 150 ms of thread CPU time run on two different threads; the wall time (about 150 ms
+     * on two idle cores, 300 ms when they share one) is printed, not asserted: another job may hold a core. */
+    pthread_t ran_on[2];
+    const double t0 = wall_seconds();
+    qk_parallel_for_1d(2, 1, spin_tile, ran_on);
+    const double wall = wall_seconds() - t0;
+    printf("two 150 ms tiles on 2 threads took %.0f ms of wall time\n", wall * 1e3);
+    CHECK(!pthread_equal(ran_on[0], ran_on[1]), "both tiles ran on the same thread");
     qk_set_num_threads(0);
     printf("parallel: %ld checks, %ld failures\n", qk_test_checks, qk_test_failures);
-    return qk_test_failures != 0 || !parallel_ok;
+    return qk_test_failures != 0;
 }

@@ -284,7 +284,7 @@ static qk_status check_channel_params(qk_dtype dtype, size_t channels, const flo
 qk_status qk_quantize_per_channel(qk_dtype dtype, size_t outer, size_t channels, size_t inner, const float *x, void *y,
                                   const float *scales, const int32_t *zero_points) {
     QK_KERNELS_OR_FAIL(k)
-    size_t n;
+    size_t n = 0;
     qk_status s;
     if ((s = check_dtype(dtype, 1)) ||
         (s = check_channel_view(outer, channels, inner, x, y, scales, zero_points, &n)) ||
@@ -303,7 +303,7 @@ qk_status qk_quantize_per_channel(qk_dtype dtype, size_t outer, size_t channels,
 qk_status qk_dequantize_per_channel(qk_dtype dtype, size_t outer, size_t channels, size_t inner, const void *q,
                                     float *y, const float *scales, const int32_t *zero_points) {
     QK_KERNELS_OR_FAIL(k)
-    size_t n;
+    size_t n = 0;
     qk_status s;
     if ((s = check_dtype(dtype, 1)) ||
         (s = check_channel_view(outer, channels, inner, q, y, scales, zero_points, &n)) ||
@@ -319,7 +319,7 @@ qk_status qk_requantize_per_channel(qk_dtype out_dtype, size_t outer, size_t cha
                                     const int32_t *acc, void *y, const float *multipliers, int32_t zero_point,
                                     int32_t qmin, int32_t qmax) {
     QK_KERNELS_OR_FAIL(k)
-    size_t n;
+    size_t n = 0;
     qk_status s;
     if ((s = check_dtype(out_dtype, 0)) ||
         (s = check_channel_view(outer, channels, inner, acc, y, multipliers, multipliers, &n)) ||

@@ -4,7 +4,13 @@
  * Determinism comes from the callers: tiles are fixed by the problem, never by the thread count, and each tile owns
  * its outputs. Threads only decide who runs which tile.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE   /* sched_getaffinity */
+#endif
 #include <pthread.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -20,11 +26,6 @@ static int env_threads(const char *name) {
     long v = strtol(s, &end, 10);
     if (*end || v < 1) return 0;
     return v > QK_MAX_THREADS ? QK_MAX_THREADS : (int)v;
-}
-
-static int online_cpus(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > QK_MAX_THREADS ? QK_MAX_THREADS : (int)n;
 }
 
 qk_status qk_set_num_threads(int num_threads) {
@@ -99,6 +100,19 @@ static void run_job(job *j) {
 /* ------------------------------------------------------------------------------------------- pthread pool */
 
 const char *qk_thread_backend(void) { return "pthread"; }
+
+/* CPUs this process may run on (taskset and cgroup cpusets shrink it), else the online count. */
+static int online_cpus(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        const int c = CPU_COUNT(&set);
+        if (c >= 1) return c > QK_MAX_THREADS ? QK_MAX_THREADS : c;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > QK_MAX_THREADS ? QK_MAX_THREADS : (int)n;
+}
 
 int qk_get_num_threads(void) {
     int n = atomic_load(&requested_threads);
