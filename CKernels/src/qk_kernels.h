@@ -121,6 +121,8 @@ typedef void qk_f32_minmax_fn(size_t n, const float *x, int finite_only, float *
  */
 #if defined(__x86_64__) || defined(_M_X64)
 #define QK_VARIANTS(X)                                    \
+    QK_ELEMENTWISE_VARIANTS(X, avx512, QK_REQ_AVX512)     \
+    QK_ELEMENTWISE_VARIANTS(X, avx2, QK_REQ_AVX2)         \
     QK_ELEMENTWISE_VARIANTS(X, scalar, QK_REQ_SCALAR)
 #elif defined(__aarch64__)
 #define QK_VARIANTS(X)                                    \
