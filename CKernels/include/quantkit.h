@@ -63,8 +63,9 @@ enum {
 /* Features of the CPU (and OS) this process runs on. */
 uint32_t qk_cpu_features(void);
 
-/* Writes a space-separated list of the CPU's feature names ("avx2 avx512 avx512vnni ...") into buf (always
- * NUL-terminated when size > 0). Returns the length the full string needs, without the NUL. */
+/* Writes a space-separated list of the CPU's feature names ("avx2+fma+f16c avx512f/bw/dq/vl avx512vnni",
+ * "neon dotprod fp16", ...) into buf (always NUL-terminated when size > 0). Returns the length the full string needs,
+ * without the NUL. */
 size_t qk_cpu_feature_names(char *buf, size_t size);
 
 /* Initialises the kernel table (also done implicitly by the first kernel call), honouring QUANTKIT_ISA. Returns

@@ -1,0 +1,169 @@
+// The only place that talks to the C kernels. Everything here takes Swift types (QuantizedDType, raw pointers,
+// Int counts) so that no C type leaks into the rest of the module, let alone its public interface.
+internal import CKernels
+
+/// Thin, throwing wrappers over `quantkit.h`. Callers validate arguments first (so users get Swift-shaped messages);
+/// a non-OK status that still comes back is turned into a `QuantizationError` carrying the C message.
+enum Kernels {
+    // MARK: Status mapping
+
+    /// Converts a C status into a `QuantizationError`, reading the calling thread's last C error message.
+    static func check(_ status: qk_status) throws(QuantizationError) {
+        guard status != QK_OK else { return }
+        let message = String(cString: qk_last_error_message())
+        switch status {
+        case QK_ERROR_INVALID_ARGUMENT:
+            throw .invalidArgument(message)
+        case QK_ERROR_OUT_OF_MEMORY:
+            throw .outOfMemory(message)
+        default:
+            // UNKNOWN_ISA / UNSUPPORTED_ISA here mean the runtime failed to initialise (bad QUANTKIT_ISA);
+            // OVERFLOW cannot happen after Swift's own size checks but is reported faithfully if it does.
+            let kind = String(cString: qk_status_string(status))
+            throw .runtime(message.isEmpty ? kind : "\(kind): \(message)")
+        }
+    }
+
+    /// Runs a kernel call for an operation whose public API does not throw. Such calls can only fail when the runtime
+    /// is unusable (an invalid `QUANTKIT_ISA`), which `Runtime.initialize()` reports as an error beforehand.
+    static func mustSucceed<R>(_ operation: StaticString, _ body: () throws -> R) -> R {
+        do {
+            return try body()
+        } catch {
+            preconditionFailure("QuantKit \(operation) failed: \(error). Call `try Runtime.initialize()` at start-up "
+                + "to handle a misconfigured runtime (QUANTKIT_ISA) as an error.")
+        }
+    }
+
+    private static func cDType(_ dtype: QuantizedDType) -> qk_dtype {
+        switch dtype {
+        case .quint8: return QK_DTYPE_QUINT8
+        case .qint8: return QK_DTYPE_QINT8
+        case .qint32: return QK_DTYPE_QINT32
+        }
+    }
+
+    // MARK: Runtime
+
+    static var versionString: String { String(cString: qk_version_string()) }
+    static var isaName: String { String(cString: qk_isa_name()) }
+    static var threadBackend: String { String(cString: qk_thread_backend()) }
+    static var numberOfThreads: Int { Int(qk_get_num_threads()) }
+    static var maxThreads: Int { Int(QK_MAX_THREADS) }
+
+    static var cpuFeatureNames: [String] {
+        let needed = qk_cpu_feature_names(nil, 0)
+        var buffer = [CChar](repeating: 0, count: needed + 1)
+        _ = buffer.withUnsafeMutableBufferPointer { qk_cpu_feature_names($0.baseAddress, $0.count) }
+        let text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return text.split(separator: " ").map(String.init)
+    }
+
+    static func initialize() throws(QuantizationError) {
+        let status = qk_runtime_init()
+        guard status == QK_OK else {
+            throw .runtime(String(cString: qk_last_error_message()))
+        }
+    }
+
+    static func setISA(_ name: String?) throws(QuantizationError) {
+        let status: qk_status
+        if let name {
+            status = name.withCString { qk_set_isa($0) }
+        } else {
+            status = qk_set_isa(nil)
+        }
+        try check(status)
+    }
+
+    static func isSupported(isa name: String) -> Bool {
+        name.withCString { qk_isa_supported($0) } != 0
+    }
+
+    static func setNumberOfThreads(_ count: Int) throws(QuantizationError) {
+        try check(qk_set_num_threads(Int32(clamping: count)))
+    }
+
+    // MARK: Quantize / dequantize
+
+    static func quantizePerTensor(
+        _ dtype: QuantizedDType, count: Int, input: UnsafePointer<Float>, output: UnsafeMutableRawPointer,
+        scale: Float, zeroPoint: Int32
+    ) throws(QuantizationError) {
+        try check(qk_quantize_per_tensor(cDType(dtype), count, input, output, scale, zeroPoint))
+    }
+
+    static func dequantizePerTensor(
+        _ dtype: QuantizedDType, count: Int, input: UnsafeRawPointer, output: UnsafeMutablePointer<Float>,
+        scale: Float, zeroPoint: Int32
+    ) throws(QuantizationError) {
+        try check(qk_dequantize_per_tensor(cDType(dtype), count, input, output, scale, zeroPoint))
+    }
+
+    /// `view` is the `[outer, channels, inner]` view of the tensor around the quantization axis. The parameter
+    /// pointers may be nil only when there are no channels (empty Swift arrays may have no base address).
+    static func quantizePerChannel(
+        _ dtype: QuantizedDType, view: ChannelView, input: UnsafePointer<Float>, output: UnsafeMutableRawPointer,
+        scales: UnsafePointer<Float>?, zeroPoints: UnsafePointer<Int32>?
+    ) throws(QuantizationError) {
+        try check(qk_quantize_per_channel(cDType(dtype), view.outer, view.channels, view.inner, input, output,
+                                          scales, zeroPoints))
+    }
+
+    static func dequantizePerChannel(
+        _ dtype: QuantizedDType, view: ChannelView, input: UnsafeRawPointer, output: UnsafeMutablePointer<Float>,
+        scales: UnsafePointer<Float>?, zeroPoints: UnsafePointer<Int32>?
+    ) throws(QuantizationError) {
+        try check(qk_dequantize_per_channel(cDType(dtype), view.outer, view.channels, view.inner, input, output,
+                                            scales, zeroPoints))
+    }
+
+    // MARK: fp16
+
+    /// `output` holds `count` IEEE binary16 bit patterns.
+    static func convertToFloat16(count: Int, input: UnsafePointer<Float>, output: UnsafeMutableRawPointer)
+        throws(QuantizationError)
+    {
+        try check(qk_f32_to_f16(count, input, output.assumingMemoryBound(to: UInt16.self)))
+    }
+
+    /// Returns how many values were saturated to +-65504.
+    static func convertToFloat16Saturating(count: Int, input: UnsafePointer<Float>, output: UnsafeMutableRawPointer)
+        throws(QuantizationError) -> Int
+    {
+        var saturated = 0
+        try check(qk_f32_to_f16_saturate(count, input, output.assumingMemoryBound(to: UInt16.self), &saturated))
+        return saturated
+    }
+
+    static func convertToFloat(count: Int, input: UnsafeRawPointer, output: UnsafeMutablePointer<Float>)
+        throws(QuantizationError)
+    {
+        try check(qk_f16_to_f32(count, input.assumingMemoryBound(to: UInt16.self), output))
+    }
+
+    // MARK: Statistics
+
+    static func minMax(count: Int, input: UnsafePointer<Float>, finiteOnly: Bool)
+        throws(QuantizationError) -> (min: Float, max: Float)
+    {
+        var low = Float.infinity, high = -Float.infinity
+        let flags = finiteOnly ? UInt32(QK_MINMAX_FINITE_ONLY) : 0
+        try check(qk_minmax_f32(count, input, flags, &low, &high))
+        return (low, high)
+    }
+}
+
+/// A tensor viewed as `[outer, channels, inner]` (row-major) around a quantization axis, as the C API wants it.
+struct ChannelView: Equatable {
+    var outer: Int
+    var channels: Int
+    var inner: Int
+
+    /// `axis` must already be normalised into `0..<shape.count`, and the shape's element count must not overflow.
+    init(shape: [Int], axis: Int) {
+        outer = shape[..<axis].reduce(1, *)
+        channels = shape[axis]
+        inner = shape[(axis + 1)...].reduce(1, *)
+    }
+}

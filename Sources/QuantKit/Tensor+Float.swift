@@ -1,0 +1,70 @@
+extension Tensor where Scalar == Float {
+    /// The smallest and largest element. NaN is always skipped; with `finiteOnly` infinities are skipped too.
+    /// When nothing is left (an empty tensor, or every element skipped) the result is `(+infinity, -infinity)`.
+    /// When both `-0.0` and `+0.0` are extremes, either may be returned.
+    ///
+    /// PyTorch: `torch.aminmax(x)` as the observers use it, except that PyTorch propagates NaN and rejects empty
+    /// tensors.
+    ///
+    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
+    /// `Runtime.initialize()`.
+    public func minMax(finiteOnly: Bool = false) -> (min: Float, max: Float) {
+        withUnsafeBufferPointer { x in
+            Kernels.mustSucceed("min/max") {
+                try Kernels.minMax(count: x.count, input: x.baseAddress!, finiteOnly: finiteOnly)
+            }
+        }
+    }
+
+    /// Quantizes with one scale and zero point:
+    /// `q = clamp(zeroPoint + nearbyint(x * (1 / scale)), dtype.range)`, rounding half to even, multiplying by the
+    /// float32 reciprocal (not dividing) and adding the zero point after rounding, exactly as PyTorch's x86 engine.
+    /// NaN becomes the dtype minimum; infinities saturate.
+    ///
+    /// PyTorch: `torch.quantize_per_tensor(x, scale, zero_point, dtype)`. The result's `qscheme` is `qscheme`
+    /// (default `.perTensorAffine`, which is what PyTorch reports for every such tensor); `.perTensorSymmetric`
+    /// additionally requires `zeroPoint == dtype.symmetricZeroPoint`.
+    /// - Throws: `QuantizationError.invalidScale` (not finite, not > 0, or a subnormal whose reciprocal is infinite),
+    ///   `.zeroPointOutOfRange`, `.symmetricZeroPoint`, `.qschemeMismatch` (a per-channel scheme).
+    public func quantized(
+        scale: Float, zeroPoint: Int, dtype: QuantizedDType, qscheme: QScheme = .perTensorAffine
+    ) throws -> QuantizedTensor {
+        try QuantizationParameters.checkPerTensor(scale: scale, zeroPoint: zeroPoint, dtype: dtype, qscheme: qscheme)
+        let values = try withUnsafeBufferPointer { x in
+            try QuantizedTensor.Values.make(dtype: dtype, shape: shape, count: count) { y in
+                try Kernels.quantizePerTensor(dtype, count: x.count, input: x.baseAddress!, output: y, scale: scale,
+                                              zeroPoint: Int32(zeroPoint))
+            }
+        }
+        return QuantizedTensor(values: values, qscheme: qscheme, scales: [scale], zeroPoints: [zeroPoint], axis: nil)
+    }
+
+    /// Quantizes each slice along `axis` with its own scale and zero point (same rule as the per-tensor
+    /// `quantized(scale:zeroPoint:dtype:qscheme:)`). `axis` may be negative (`-1` is the last dimension).
+    ///
+    /// PyTorch: `torch.quantize_per_channel(x, scales, zero_points, axis, dtype)`. The result's `qscheme` is
+    /// `qscheme` (default `.perChannelAffine`, as PyTorch reports); `.perChannelSymmetric` additionally requires
+    /// every zero point to be `dtype.symmetricZeroPoint`. PyTorch takes float64 scales and converts them to float32;
+    /// here they are float32 already.
+    /// - Throws: `QuantizationError.axisOutOfRange`, `.channelCountMismatch`, `.invalidScale` / `.zeroPointOutOfRange`
+    ///   / `.symmetricZeroPoint` naming the channel, `.qschemeMismatch` (a per-tensor scheme).
+    public func quantized(
+        scales: [Float], zeroPoints: [Int], axis: Int, dtype: QuantizedDType, qscheme: QScheme = .perChannelAffine
+    ) throws -> QuantizedTensor {
+        let axis = try QuantizationParameters.checkPerChannel(
+            scales: scales, zeroPoints: zeroPoints, axis: axis, shape: shape, dtype: dtype, qscheme: qscheme)
+        let view = ChannelView(shape: shape, axis: axis)
+        let zeroPoints32 = zeroPoints.map { Int32($0) }
+        let values = try withUnsafeBufferPointer { x in
+            try scales.withUnsafeBufferPointer { s in
+                try zeroPoints32.withUnsafeBufferPointer { z in
+                    try QuantizedTensor.Values.make(dtype: dtype, shape: shape, count: count) { y in
+                        try Kernels.quantizePerChannel(dtype, view: view, input: x.baseAddress!, output: y,
+                                                       scales: s.baseAddress, zeroPoints: z.baseAddress)
+                    }
+                }
+            }
+        }
+        return QuantizedTensor(values: values, qscheme: qscheme, scales: scales, zeroPoints: zeroPoints, axis: axis)
+    }
+}
