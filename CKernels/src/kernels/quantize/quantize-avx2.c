@@ -4,32 +4,9 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "qk_avx2.h"
 #include "qk_internal.h"
 #include "qk_kernels.h"
-
-/*
- * 8-bit outputs: clamp in float to [qmin - zp, qmax - zp] with v as the first operand of max/min (NaN takes the
- * lower bound, as in qk_round_clamp_small), round with vcvtps2dq (nearest-even under the default MXCSR), add zp.
- * The scalar (T) cast keeps the low byte even if zp is outside the dtype range; to match it for any zp, u8 keeps
- * the low byte with an AND before packus, and s8 adds a 128 bias first and flips the top bit back afterwards.
- */
-static QK_TARGET_AVX2 inline __m256i qk_q8(__m256 v, __m256 lo, __m256 hi, __m256i zpb) {
-    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-    return _mm256_and_si256(_mm256_add_epi32(_mm256_cvtps_epi32(v), zpb), _mm256_set1_epi32(0xFF));
-}
-
-/* Four vectors of 0..255 in int32 lanes -> 32 bytes in element order (flip: 0x80 bytes for s8, else 0). */
-static QK_TARGET_AVX2 inline __m256i qk_pack8(__m256i a, __m256i b, __m256i c, __m256i d, __m256i flip) {
-    const __m256i ab = _mm256_packus_epi32(a, b);   /* per 128-bit lane: a0-3 b0-3 | a4-7 b4-7 */
-    const __m256i cd = _mm256_packus_epi32(c, d);
-    const __m256i r = _mm256_packus_epi16(ab, cd);  /* dwords: a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7 */
-    return _mm256_xor_si256(_mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)), flip);
-}
-
-/* y[0..7] from v (8 lanes). */
-static QK_TARGET_AVX2 inline void qk_store8(void *y, __m256i q, __m256i flip) {
-    _mm_storel_epi64((__m128i *)y, _mm256_castsi256_si128(qk_pack8(q, q, q, q, flip)));
-}
 
 #define QK_QUANTIZE_SMALL(name, T, QMIN, QMAX, BIAS)                                                          \
     QK_TARGET_AVX2 void qk_f32_##name##_quantize__avx2(size_t n, const float *x, T *y, float inv_scale,        \
@@ -40,20 +17,20 @@ static QK_TARGET_AVX2 inline void qk_store8(void *y, __m256i q, __m256i flip) {
         const __m256i flip = _mm256_set1_epi8((char)(BIAS));                                                    \
         size_t i = 0;                                                                                          \
         for (; i + 32 <= n; i += 32) {                                                                         \
-            const __m256i a = qk_q8(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), lo, hi, zpb);                   \
-            const __m256i b = qk_q8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs), lo, hi, zpb);               \
-            const __m256i c = qk_q8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vs), lo, hi, zpb);              \
-            const __m256i d = qk_q8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vs), lo, hi, zpb);              \
-            _mm256_storeu_si256((__m256i *)(y + i), qk_pack8(a, b, c, d, flip));                                \
+            const __m256i a = qk_avx2_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), lo, hi, zpb);                   \
+            const __m256i b = qk_avx2_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs), lo, hi, zpb);               \
+            const __m256i c = qk_avx2_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vs), lo, hi, zpb);              \
+            const __m256i d = qk_avx2_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vs), lo, hi, zpb);              \
+            _mm256_storeu_si256((__m256i *)(y + i), qk_avx2_pack8(a, b, c, d, flip));                                \
         }                                                                                                      \
         for (; i + 8 <= n; i += 8)                                                                             \
-            qk_store8(y + i, qk_q8(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), lo, hi, zpb), flip);             \
+            qk_avx2_store8(y + i, qk_avx2_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), lo, hi, zpb), flip);             \
         if (i < n) { /* the last 1..7 through stack copies: never touch memory past n */                       \
             const size_t r = n - i;                                                                            \
             float xb[8] = {0};                                                                                 \
             T yb[8];                                                                                           \
             memcpy(xb, x + i, r * sizeof(float));                                                              \
-            qk_store8(yb, qk_q8(_mm256_mul_ps(_mm256_loadu_ps(xb), vs), lo, hi, zpb), flip);                   \
+            qk_avx2_store8(yb, qk_avx2_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(xb), vs), lo, hi, zpb), flip);                   \
             memcpy(y + i, yb, r * sizeof(T));                                                                  \
         }                                                                                                      \
     }                                                                                                          \
@@ -62,7 +39,7 @@ static QK_TARGET_AVX2 inline void qk_store8(void *y, __m256i q, __m256i flip) {
         const __m256 lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_set1_epi32(QMIN), z));                    \
         const __m256 hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_set1_epi32(QMAX), z));                    \
         const __m256i zpb = _mm256_add_epi32(z, _mm256_set1_epi32(BIAS));                                      \
-        return qk_q8(_mm256_mul_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(s)), lo, hi, zpb);                      \
+        return qk_avx2_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(s)), lo, hi, zpb);                      \
     }                                                                                                          \
     QK_TARGET_AVX2 void qk_f32_##name##_quantize_pc__avx2(size_t n, const float *x, T *y,                      \
                                                           const float *inv_scale, const int32_t *zp) {         \
@@ -73,9 +50,9 @@ static QK_TARGET_AVX2 inline void qk_store8(void *y, __m256i q, __m256i flip) {
             const __m256i b = qk_##name##_pc8(x + i + 8, inv_scale + i + 8, zp + i + 8);                       \
             const __m256i c = qk_##name##_pc8(x + i + 16, inv_scale + i + 16, zp + i + 16);                    \
             const __m256i d = qk_##name##_pc8(x + i + 24, inv_scale + i + 24, zp + i + 24);                    \
-            _mm256_storeu_si256((__m256i *)(y + i), qk_pack8(a, b, c, d, flip));                                \
+            _mm256_storeu_si256((__m256i *)(y + i), qk_avx2_pack8(a, b, c, d, flip));                                \
         }                                                                                                      \
-        for (; i + 8 <= n; i += 8) qk_store8(y + i, qk_##name##_pc8(x + i, inv_scale + i, zp + i), flip);      \
+        for (; i + 8 <= n; i += 8) qk_avx2_store8(y + i, qk_##name##_pc8(x + i, inv_scale + i, zp + i), flip);      \
         if (i < n) {                                                                                           \
             const size_t r = n - i;                                                                            \
             float xb[8] = {0}, sb[8] = {0};                                                                    \
@@ -84,7 +61,7 @@ static QK_TARGET_AVX2 inline void qk_store8(void *y, __m256i q, __m256i flip) {
             memcpy(xb, x + i, r * sizeof(float));                                                              \
             memcpy(sb, inv_scale + i, r * sizeof(float));                                                      \
             memcpy(zb, zp + i, r * sizeof(int32_t));                                                           \
-            qk_store8(yb, qk_##name##_pc8(xb, sb, zb), flip);                                                  \
+            qk_avx2_store8(yb, qk_##name##_pc8(xb, sb, zb), flip);                                                  \
             memcpy(y + i, yb, r * sizeof(T));                                                                  \
         }                                                                                                      \
     }
