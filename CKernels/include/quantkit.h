@@ -68,6 +68,10 @@ uint32_t qk_cpu_features(void);
  * without the NUL. */
 size_t qk_cpu_feature_names(char *buf, size_t size);
 
+/* Writes the CPU's name ("AMD EPYC 9R45", "Apple M2", ...; "unknown" when the system does not say) into buf, as
+ * qk_cpu_feature_names does. */
+size_t qk_cpu_name(char *buf, size_t size);
+
 /* Initialises the kernel table (also done implicitly by the first kernel call), honouring QUANTKIT_ISA. Returns
  * QK_ERROR_UNKNOWN_ISA / QK_ERROR_UNSUPPORTED_ISA when QUANTKIT_ISA asks for something impossible; kernel calls then
  * fail with the same status until qk_set_isa succeeds. Thread-safe and idempotent. */

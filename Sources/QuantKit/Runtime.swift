@@ -36,6 +36,12 @@ public enum Runtime {
     /// PyTorch: `torch.backends.cpu.get_cpu_capability()` / `torch.__config__.show()`.
     public static var cpuFeatures: [String] { Kernels.cpuFeatureNames }
 
+    /// The CPU's name as the system reports it (the cpuid brand string on x86, sysctl on Apple platforms,
+    /// /proc/cpuinfo on other Linux systems), or `"unknown"`.
+    ///
+    /// PyTorch: no direct equivalent; `platform.processor()` in Python.
+    public static var cpuName: String { Kernels.cpuName }
+
     /// `"openmp"` when the kernels were compiled with OpenMP, else `"pthread"` (QuantKit's own thread pool).
     ///
     /// PyTorch: `torch.__config__.parallel_info()` ("ATen parallel backend").

@@ -27,7 +27,7 @@ struct Info: ParsableCommand {
             var message = "\(error)"
             if !message.contains("QUANTKIT_ISA") { message = "QUANTKIT_ISA=\(forced ?? "(unset)"): " + message }
             printError("quantkit: error: " + message)
-            printError("quantkit: supported ISA levels on this CPU: \(SystemInfo.supportedISALevels.joined(separator: ", ")); "
+            printError("quantkit: supported ISA levels on this CPU: \(Runtime.supportedISAs.joined(separator: ", ")); "
                        + "unset QUANTKIT_ISA to pick the best one")
             throw ExitCode(2)
         }
@@ -53,7 +53,7 @@ struct Info: ParsableCommand {
         let features = Runtime.cpuFeatures
         let rows: [(String, String)] = [
             ("QuantKit", Runtime.version),
-            ("CPU", SystemInfo.cpuModel),
+            ("CPU", Runtime.cpuName),
             ("Architecture", SystemInfo.architecture),
             ("CPU features", features.isEmpty ? "(none)" : features.joined(separator: " ")),
             ("ISA", isaLine),

@@ -112,6 +112,57 @@ uint32_t qk_cpu_features(void) {
     return v & 0x7FFFFFFFu;
 }
 
+/* The CPU's marketing name: the cpuid brand string on x86, sysctl on Apple platforms, /proc/cpuinfo elsewhere. */
+static void cpu_name(char *out, size_t size) {
+    snprintf(out, size, "unknown");
+#if (defined(__x86_64__) || defined(_M_X64))
+    uint32_t regs[12];
+    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
+        for (uint32_t i = 0; i < 3; i++)
+            __cpuid(0x80000002u + i, regs[4 * i], regs[4 * i + 1], regs[4 * i + 2], regs[4 * i + 3]);
+        char brand[49];
+        memcpy(brand, regs, 48);
+        brand[48] = '\0';
+        const char *b = brand;
+        while (*b == ' ') b++;
+        size_t len = strlen(b);
+        while (len && b[len - 1] == ' ') len--;
+        if (len) snprintf(out, size, "%.*s", (int)len, b);
+    }
+#elif defined(__APPLE__)
+    size_t len = size;
+    if (sysctlbyname("machdep.cpu.brand_string", out, &len, NULL, 0) != 0) snprintf(out, size, "unknown");
+#elif defined(__linux__)
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[256], implementer[32] = "", part[32] = "";
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *value = colon + 1;
+        while (*value == ' ' || *value == '\t') value++;
+        value[strcspn(value, "\n")] = '\0';
+        if (!*value) continue;
+        if (!strncmp(line, "model name", 10) || !strncmp(line, "Hardware", 8)) {
+            snprintf(out, size, "%s", value);
+            fclose(f);
+            return;
+        }
+        if (!strncmp(line, "CPU implementer", 15) && !*implementer) snprintf(implementer, sizeof implementer, "%s", value);
+        if (!strncmp(line, "CPU part", 8) && !*part) snprintf(part, sizeof part, "%s", value);
+    }
+    fclose(f);
+    if (*implementer && *part) snprintf(out, size, "implementer %s, part %s", implementer, part);
+#endif
+}
+
+size_t qk_cpu_name(char *buf, size_t size) {
+    char name[128];
+    cpu_name(name, sizeof name);
+    if (buf && size) snprintf(buf, size, "%s", name);
+    return strlen(name);
+}
+
 size_t qk_cpu_feature_names(char *buf, size_t size) {
     static const struct { uint32_t bit; const char *name; } names[] = {
         {QK_FEATURE_AVX2, "avx2+fma+f16c"}, {QK_FEATURE_AVXVNNI, "avxvnni"}, {QK_FEATURE_AVX512, "avx512f/bw/dq/vl"},

@@ -52,11 +52,17 @@ enum Kernels {
     static var maxThreads: Int { Int(QK_MAX_THREADS) }
 
     static var cpuFeatureNames: [String] {
-        let needed = qk_cpu_feature_names(nil, 0)
+        cString(qk_cpu_feature_names).split(separator: " ").map(String.init)
+    }
+
+    static var cpuName: String { cString(qk_cpu_name) }
+
+    /// Calls a C function that fills a buffer and returns the length it needs (qk_cpu_name and its kind).
+    private static func cString(_ fill: (UnsafeMutablePointer<CChar>?, Int) -> Int) -> String {
+        let needed = fill(nil, 0)
         var buffer = [CChar](repeating: 0, count: needed + 1)
-        _ = buffer.withUnsafeMutableBufferPointer { qk_cpu_feature_names($0.baseAddress, $0.count) }
-        let text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        return text.split(separator: " ").map(String.init)
+        _ = buffer.withUnsafeMutableBufferPointer { fill($0.baseAddress, $0.count) }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     static func initialize() throws(QuantizationError) {
