@@ -150,6 +150,72 @@ enum {
  * nothing is left (n == 0 or every value skipped) *min_out = +inf and *max_out = -inf. */
 qk_status qk_minmax_f32(size_t n, const float *x, uint32_t flags, float *min_out, float *max_out);
 
+/* ---------------------------------------------------------------------------------------------- int8 GEMM */
+
+/*
+ * Quantized linear layers: y[m][n] from activations a [M, K] and int8 weights w [N, K] (PyTorch's Linear layout),
+ *   raw[m][n] = sum_k (a[m][k] - za) * (w[n][k] - zw[n])          exact, in int32 (wrapping, as PyTorch)
+ * then one of three output stages, bit for bit PyTorch's x86 (FBGEMM) numerics:
+ *   int8 out   act_w_scale = a_scale * w_scale[n];  multiplier = act_w_scale / y_scale  (float)
+ *              bias_term   = per tensor: bias[n] * (float)(1.0 / (double)act_w_scale); per channel:
+ *                            bias[n] / act_w_scale (float division); no bias: 0
+ *              y = clamp(nearbyint(((float)raw + bias_term) * multiplier) + y_zero_point, lo, hi), no FMA, where
+ *              [lo, hi] is the output dtype's range, lo = y_zero_point with QK_GEMM_RELU
+ *   fp32 out   y = fmaf((float)raw, a_scale * w_scale[n], bias[n])  (one fused multiply-add; bias 0 when absent),
+ *              then max(y, 0) with QK_GEMM_RELU                        (dynamic quantization)
+ *   int32 out  y = raw
+ * Activations are quint8 (uint8_t) or qint8 (int8_t, the symmetric scheme of TFLite/XNNPACK); a has M rows of
+ * a_stride >= K elements, y has M rows of y_stride >= N elements (any alignment). Results are the same on every
+ * ISA level and for every thread count.
+ */
+typedef struct qk_qs8_gemm_weights qk_qs8_gemm_weights;
+
+typedef enum qk_qscheme {
+    QK_QSCHEME_PER_TENSOR = 0,    /* one scale and zero point for the whole weight matrix */
+    QK_QSCHEME_PER_CHANNEL = 1,   /* one per output channel n (axis 0 of [N, K]) */
+} qk_qscheme;
+
+enum {
+    QK_GEMM_RELU = 1u << 0,
+    /* The caller guarantees every quint8 activation is <= 127 (7-bit, e.g. dynamic quantization with reduce_range):
+     * AVX2 may then use its vpmaddubsw kernel, with identical results. Without the flag QuantKit checks the
+     * activations itself when the problem is large enough to pay for it. A false guarantee gives unspecified
+     * outputs (never out-of-bounds access). Ignored for qint8 activations. */
+    QK_GEMM_ACTIVATIONS_7BIT = 1u << 1,
+};
+
+/*
+ * Packs int8 weights [n, k] (row-major, row stride k) once. scales (finite, > 0) and zero_points (in [-128, 127];
+ * NULL means all 0, symmetric) have 1 entry per tensor or n per channel; bias (fp32, n entries) may be NULL.
+ * The handle is immutable and may be shared by threads. It is packed for the kernels of the ISA level in use; after
+ * qk_set_isa it runs the new level's kernels when they share its packing layout, else the ones it was packed for.
+ */
+qk_status qk_qs8_gemm_weights_create(size_t n, size_t k, const int8_t *weights, qk_qscheme qscheme,
+                                     const float *scales, const int32_t *zero_points, const float *bias,
+                                     qk_qs8_gemm_weights **out);
+void qk_qs8_gemm_weights_destroy(qk_qs8_gemm_weights *weights);   /* NULL is a no-op */
+
+size_t qk_qs8_gemm_weights_n(const qk_qs8_gemm_weights *weights);              /* 0 for NULL */
+size_t qk_qs8_gemm_weights_k(const qk_qs8_gemm_weights *weights);
+size_t qk_qs8_gemm_weights_packed_bytes(const qk_qs8_gemm_weights *weights);
+/* Name of the microkernel a run would use now ("qk_qu8_gemm_ukernel_6x8c4__avx2", ...), for activations known to
+ * be 7-bit (seven_bit != 0) or not; "none" for NULL or when the runtime failed to initialise. */
+const char *qk_qs8_gemm_weights_kernel(const qk_qs8_gemm_weights *weights, int seven_bit);
+
+/* Requantized output: y_dtype QK_DTYPE_QUINT8 or QK_DTYPE_QINT8; flags: QK_GEMM_RELU, QK_GEMM_ACTIVATIONS_7BIT. */
+qk_status qk_qs8_gemm_q8(const qk_qs8_gemm_weights *weights, size_t m, qk_dtype a_dtype, const void *a,
+                         size_t a_stride, float a_scale, int32_t a_zero_point, qk_dtype y_dtype, void *y,
+                         size_t y_stride, float y_scale, int32_t y_zero_point, uint32_t flags);
+
+/* fp32 output (bias from the handle); flags: QK_GEMM_RELU, QK_GEMM_ACTIVATIONS_7BIT. */
+qk_status qk_qs8_gemm_f32(const qk_qs8_gemm_weights *weights, size_t m, qk_dtype a_dtype, const void *a,
+                          size_t a_stride, float a_scale, int32_t a_zero_point, float *y, size_t y_stride,
+                          uint32_t flags);
+
+/* int32 accumulators (no scales, no bias); flags: QK_GEMM_ACTIVATIONS_7BIT. */
+qk_status qk_qs8_gemm_s32(const qk_qs8_gemm_weights *weights, size_t m, qk_dtype a_dtype, const void *a,
+                          size_t a_stride, int32_t a_zero_point, int32_t *y, size_t y_stride, uint32_t flags);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,7 @@
 #if defined(__aarch64__)
 #define QK_TARGET_NEON_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #define QK_TARGET_NEON_FP16 __attribute__((target("arch=armv8.2-a+fp16")))
+#define QK_TARGET_NEON_I8MM __attribute__((target("arch=armv8.2-a+i8mm")))
 #endif
 
 /* Records a failure for qk_last_error_message() and returns its status. printf-style. */

@@ -137,12 +137,100 @@ typedef void qk_f32_minmax_fn(size_t n, const float *x, int finite_only, float *
 QK_VARIANTS(QK__DECLARE_VARIANT)
 #undef QK__DECLARE_VARIANT
 
+/* ------------------------------------------------------------------------------------------- int8 GEMM */
+
+/*
+ * u8 x s8 GEMM microkernels (one MR x NR output tile, full K). Weights are packed per panel of NR columns:
+ *   int32 wcomp[NR]        wcomp[n] = K * zw[n] - sum_k w[n][k]   (mod 2^32)
+ *   Kpad/KR groups of NR x KR int8 (column j's KR consecutive k values contiguous: "cKR"), Kpad = K rounded up to KR
+ * with zeros for k >= K and n >= N; panel p starts at p * (NR * 4 + NR * Kpad). The kernel forms
+ *   acc[i][j] = sum_k a[i][k] * w[j][k]   (exact int32, wrapping)
+ *   raw = acc + za * wcomp[j] - zw[j] * row_sums[i]   (the last term only when row_sums != NULL; all mod 2^32)
+ * and applies the output stage (qk_gemm_scalar.h defines it bit for bit):
+ *   QU8/QS8  clamp(nearbyint(((float)raw + bias_term[j]) * multiplier[j]) + out_zp, out_min, out_max), no FMA
+ *   F32      fmaf((float)raw, scale[j], bias[j]), then max(y, 0) when relu (NaN -> 0)
+ *   S32      raw
+ */
+enum { QK_GEMM_OUT_QU8 = 0, QK_GEMM_OUT_QS8 = 1, QK_GEMM_OUT_F32 = 2, QK_GEMM_OUT_S32 = 3 };
+
+typedef struct qk_gemm_epilogue {
+    int kind;                      /* QK_GEMM_OUT_* */
+    int32_t a_zero_point;          /* za (u8 domain) */
+    const int32_t *row_sums;       /* [mr] sums of the tile's A rows, or NULL when every zw == 0 */
+    const int32_t *w_zero_points;  /* [nc] the tile's columns; read only with row_sums */
+    const float *bias_term, *multiplier;   /* [nc] QU8 / QS8 */
+    int32_t out_zero_point, out_min, out_max;
+    const float *scale, *bias;     /* [nc] F32 */
+    int relu;                      /* F32 */
+} qk_gemm_epilogue;
+
+/*
+ * mr <= MR rows, nc <= NR columns (nc >= 1, mr >= 1), kc = K (may be 0). Row i of A starts at a + i * a_stride
+ * (bytes, any stride and alignment); w is the tile's packed panel; row i of C starts at c + i * c_stride (bytes;
+ * element type by kind). Reads exactly kc bytes of each of the mr A rows and writes exactly mr x nc outputs.
+ * Flags of a variant:
+ *   QK_GEMM_FAST  exact only when every a <= 127 (vpmaddubsw pair sums stay inside int16)
+ *   QK_GEMM_A16   A comes packed by the driver as uint16 (the u8 values zero-extended), each row holding
+ *                 round_up(kc, KR) values with zeros past kc (the row is read in whole k-groups); a_stride in bytes.
+ *                 Widening A once per row block instead of once per column panel is what makes the exact AVX2
+ *                 kernel fast.
+ */
+typedef void qk_qu8_gemm_ukernel_fn(size_t mr, size_t nc, size_t kc, const uint8_t *a, size_t a_stride,
+                                    const void *w, void *c, size_t c_stride, const qk_gemm_epilogue *e);
+
+typedef struct qk_gemm_config {
+    const char *name;
+    qk_qu8_gemm_ukernel_fn *fn;
+    uint32_t mr, nr, kr;
+    uint32_t required;   /* QK_FEATURE_* the kernel needs */
+    uint32_t flags;      /* QK_GEMM_FAST, QK_GEMM_A16 */
+} qk_gemm_config;
+#define QK_GEMM_FAST 1u
+#define QK_GEMM_A16 2u
+
+/*
+ * The GEMM variants: X(function, MR, NR, KR, required features, flags), best first per ISA. Dispatch takes, per ISA
+ * level, the first exact (non-fast) variant the level allows, and the first fast variant with the same NR and KR
+ * (the packing layout). Sub-lists per ISA so that the emulated AVX-512 test can swap the list.
+ */
+#define QK_GEMM_VARIANTS_SCALAR(X)                                              \
+    X(qk_qu8_gemm_ukernel_2x8c4__scalar, 2, 8, 4, QK_REQ_SCALAR, 0)             \
+    X(qk_qu8_gemm_ukernel_2x4c1__scalar, 2, 4, 1, QK_REQ_SCALAR, 0)
+#if defined(__x86_64__) || defined(_M_X64)
+/* The avx512vnni level also allows AVX-VNNI, so the zmm kernel comes first. */
+#define QK_GEMM_VARIANTS_AVX512(X)                                                                   \
+    X(qk_qu8_gemm_ukernel_8x48c4__avx512vnni, 8, 48, 4, QK_REQ_AVX512 | QK_FEATURE_AVX512VNNI, 0)  \
+    X(qk_qu8_gemm_ukernel_6x16c4__avxvnni, 6, 16, 4, QK_REQ_AVX2 | QK_FEATURE_AVXVNNI, 0)
+#define QK_GEMM_VARIANTS_AVX2(X)                                                \
+    X(qk_qu8_gemm_ukernel_12x8c4__avx2_madd, 12, 8, 4, QK_REQ_AVX2, QK_GEMM_FAST)          \
+    X(qk_qu8_gemm_ukernel_6x8c4__avx2, 6, 8, 4, QK_REQ_AVX2, QK_GEMM_A16)
+#define QK_GEMM_VARIANTS(X) QK_GEMM_VARIANTS_AVX512(X) QK_GEMM_VARIANTS_AVX2(X) QK_GEMM_VARIANTS_SCALAR(X)
+#elif defined(__aarch64__)
+#define QK_GEMM_VARIANTS_NEON(X)                                                                          \
+    X(qk_qu8_gemm_ukernel_4x16c8__neoni8mm, 4, 16, 8, QK_FEATURE_NEON | QK_FEATURE_NEON_I8MM, 0)          \
+    X(qk_qu8_gemm_ukernel_4x16c4__neondot, 4, 16, 4, QK_FEATURE_NEON | QK_FEATURE_NEON_DOTPROD, 0)        \
+    X(qk_qu8_gemm_ukernel_8x8c1__neon, 8, 8, 1, QK_REQ_NEON, 0)
+#define QK_GEMM_VARIANTS(X) QK_GEMM_VARIANTS_NEON(X) QK_GEMM_VARIANTS_SCALAR(X)
+#else
+#define QK_GEMM_VARIANTS(X) QK_GEMM_VARIANTS_SCALAR(X)
+#endif
+
+#define QK__DECLARE_GEMM(fn, mr, nr, kr, req, flags) qk_qu8_gemm_ukernel_fn fn;
+QK_GEMM_VARIANTS(QK__DECLARE_GEMM)
+#undef QK__DECLARE_GEMM
+
 /* The dispatch table: one pointer per slot, filled once per ISA level and then read-only. */
 typedef struct qk_kernel_table {
 #define QK__TABLE_FIELD(slot) qk_##slot##_fn *slot;
     QK_SLOTS(QK__TABLE_FIELD)
 #undef QK__TABLE_FIELD
+    const qk_gemm_config *gemm;        /* best exact GEMM of the level (never NULL) */
+    const qk_gemm_config *gemm_fast;   /* best fast GEMM with gemm's layout, or NULL */
 } qk_kernel_table;
+
+/* Every GEMM variant of QK_GEMM_VARIANTS, in list order. */
+extern const qk_gemm_config qk_gemm_configs[];
+extern const size_t qk_gemm_config_count;
 
 /* The table of the selected ISA level, initialising it on first use; NULL if QUANTKIT_ISA was invalid (the
  * thread's last error message then says why). */

@@ -106,6 +106,24 @@ QK_EMU_MASK_STORE(qk_emu_mm512_mask_storeu_ps, __m512, float, 16)
 QK_EMU_MASK_STORE(qk_emu_mm512_mask_storeu_epi32, __m512i, int32_t, 16)
 QK_EMU_MASK_STORE(qk_emu_mm256_mask_storeu_epi32, __m256i, int32_t, 8)
 QK_EMU_MASK_STORE(qk_emu_mm256_mask_storeu_epi16, __m256i, uint16_t, 16)
+QK_EMU_MASK_STORE(qk_emu_mm512_mask_storeu_epi8, __m512i, uint8_t, 64)
+
+/* VNNI kernels (qu8-gemm): same treatment as QK_TARGET_AVX512. SIMDe provides _mm512_dpbusd_epi32 but has no
+ * AVX-VNNI, so the VEX vpdpbusd gets an exact stand-in: even and odd bytes widened to int16 (u8 zero-, s8
+ * sign-extended), two vpmaddwd (each pair sum |.| <= 2*255*128, no saturation), int32 wraparound adds. */
+#undef QK_TARGET_AVX512VNNI
+#define QK_TARGET_AVX512VNNI
+#undef QK_TARGET_AVXVNNI
+#define QK_TARGET_AVXVNNI
+QK_EMU __m256i qk_emu_mm256_dpbusd_avx_epi32(__m256i src, __m256i a, __m256i b) {
+    const __m256i a_even = _mm256_and_si256(a, _mm256_set1_epi16(0x00FF));
+    const __m256i a_odd = _mm256_srli_epi16(a, 8);
+    const __m256i b_even = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8);
+    const __m256i b_odd = _mm256_srai_epi16(b, 8);
+    return _mm256_add_epi32(src, _mm256_add_epi32(_mm256_madd_epi16(a_even, b_even), _mm256_madd_epi16(a_odd, b_odd)));
+}
+#undef _mm256_dpbusd_avx_epi32
+#define _mm256_dpbusd_avx_epi32(s, a, b) qk_emu_mm256_dpbusd_avx_epi32(s, a, b)
 
 /* Some of these are macros in the compiler headers. */
 #undef _mm512_cvtps_epi32
@@ -150,6 +168,8 @@ QK_EMU_MASK_STORE(qk_emu_mm256_mask_storeu_epi16, __m256i, uint16_t, 16)
 #define _mm256_mask_storeu_epi32(p, k, a) qk_emu_mm256_mask_storeu_epi32(p, k, a)
 #undef _mm256_mask_storeu_epi16
 #define _mm256_mask_storeu_epi16(p, k, a) qk_emu_mm256_mask_storeu_epi16(p, k, a)
+#undef _mm512_mask_storeu_epi8
+#define _mm512_mask_storeu_epi8(p, k, a) qk_emu_mm512_mask_storeu_epi8(p, k, a)
 
 #endif /* QK_SIMDE_EMULATION */
 

@@ -46,12 +46,27 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static qk_status init_status = QK_OK;
 static char init_message[256];
 
+const qk_gemm_config qk_gemm_configs[] = {
+#define QK__GEMM_CONFIG(fn, mr, nr, kr, req, flags) {#fn, fn, mr, nr, kr, req, flags},
+    QK_GEMM_VARIANTS(QK__GEMM_CONFIG)
+#undef QK__GEMM_CONFIG
+};
+const size_t qk_gemm_config_count = sizeof qk_gemm_configs / sizeof qk_gemm_configs[0];
+
 static void fill_table(qk_kernel_table *t, uint32_t allowed) {
     memset(t, 0, sizeof *t);
 #define QK__PICK(slot, fn, req) \
     if (!t->slot && ((req) & ~allowed) == 0) t->slot = fn;
     QK_VARIANTS(QK__PICK)
 #undef QK__PICK
+    /* GEMM: the first exact variant allowed, then the first fast one packing the same way. */
+    for (size_t i = 0; i < qk_gemm_config_count && !t->gemm; i++)
+        if (!(qk_gemm_configs[i].flags & QK_GEMM_FAST) && (qk_gemm_configs[i].required & ~allowed) == 0) t->gemm = &qk_gemm_configs[i];
+    for (size_t i = 0; i < qk_gemm_config_count && t->gemm && !t->gemm_fast; i++) {
+        const qk_gemm_config *c = &qk_gemm_configs[i];
+        if ((c->flags & QK_GEMM_FAST) && (c->required & ~allowed) == 0 && c->nr == t->gemm->nr && c->kr == t->gemm->kr)
+            t->gemm_fast = c;
+    }
 }
 
 static int level_supported(size_t i) {
