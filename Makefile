@@ -32,8 +32,9 @@ DEPS_PACKAGES := cmake pkg-config libopenblas-dev libomp-dev gcc-aarch64-linux-g
 
 # ISA levels `swift test` is repeated under (QUANTKIT_ISA); a level the CPU lacks is skipped with a note.
 TEST_ISAS ?= scalar avx2
-# Instructions the release binary must contain: the AVX-512 kernels are compiled in with no flags (x86_64 only).
-RELEASE_INSNS ?= %zmm
+# Instructions the release binary must contain: the AVX-512 and VNNI kernels are compiled in with no flags (x86_64
+# only). Patterns are extended regular expressions matched against objdump lines.
+RELEASE_INSNS ?= %zmm vpdpbusd.*%zmm
 # CMake tests run under ThreadSanitizer.
 TSAN_TESTS ?= ^parallel$$
 AARCH64_TOOLCHAIN ?= cmake/toolchains/aarch64-linux-gnu.cmake
@@ -134,7 +135,7 @@ test-release:
 	if [ "$(ARCH)" = x86_64 ]; then \
 	    objdump -d --no-show-raw-insn "$$bin/quantkit" > "$(SCRATCH)/quantkit-release.dis"; \
 	    for insn in $(RELEASE_INSNS); do \
-	        count=$$(grep -c -- "$$insn" "$(SCRATCH)/quantkit-release.dis" || true); \
+	        count=$$(grep -cE -- "$$insn" "$(SCRATCH)/quantkit-release.dis" || true); \
 	        echo "--> release binary: $$count lines with '$$insn'"; \
 	        [ "$$count" -gt 0 ] || { echo "error: no '$$insn' instructions in $$bin/quantkit"; exit 1; }; \
 	    done; \
