@@ -216,6 +216,37 @@ qk_status qk_qs8_gemm_f32(const qk_qs8_gemm_weights *weights, size_t m, qk_dtype
 qk_status qk_qs8_gemm_s32(const qk_qs8_gemm_weights *weights, size_t m, qk_dtype a_dtype, const void *a,
                           size_t a_stride, int32_t a_zero_point, int32_t *y, size_t y_stride, uint32_t flags);
 
+/* ---------------------------------------------------------------------------------------------- dynamic quantization */
+
+enum {
+    /* Activation range [0, 127] instead of [0, 255] (PyTorch's reduce_range, the x86 default): 7-bit codes let AVX2
+     * use its vpmaddubsw kernel. */
+    QK_DYNAMIC_REDUCE_RANGE = 1u << 8,
+    /* One scale and zero point per row of x (per token) instead of one for the whole input. Beyond PyTorch: keeps
+     * the other rows accurate when one row holds outliers. Costs one extra pass over y (M x N). */
+    QK_DYNAMIC_PER_ROW = 1u << 9,
+};
+
+/*
+ * PyTorch's dynamic activation qparams (ATen quant_utils::ChooseQuantizationParams(min, max, 0, 255,
+ * preserve_sparsity = false, force_scale_power_of_two = false, reduce_range)): the range is extended to contain 0,
+ * scale = (float)(((double)max - min) / (qmax - qmin)) (0.1 when that is 0 or has an infinite reciprocal; raised to
+ * 6.1e-5 with min/max rescaled when smaller), the zero point from min or max (ATen's error comparison, in double),
+ * nearbyint, clamped to [qmin, qmax]. flags: QK_DYNAMIC_REDUCE_RANGE ([0, 127]). min = +inf, max = -inf (an empty
+ * or all-NaN input) gives (0.1, 0); NaN or a non-finite extended range is an error.
+ */
+qk_status qk_dynamic_qparams(float min, float max, uint32_t flags, float *scale, int32_t *zero_point);
+
+/*
+ * Dynamic quantized linear, torch.ops.quantized.linear_dynamic on x86: x fp32 [m, K] (row stride x_stride >= K) ->
+ * activation qparams from x's min/max (qk_dynamic_qparams; NaN skipped, an infinity is an error) -> quint8 (as
+ * qk_quantize_per_tensor) -> y fp32 [m, N] (row stride y_stride >= N) = fmaf((float)raw, x_scale * w_scale[n],
+ * bias[n]), then max(y, 0) with QK_GEMM_RELU. flags: QK_GEMM_RELU, QK_DYNAMIC_REDUCE_RANGE, QK_DYNAMIC_PER_ROW
+ * (x_scale[m], za[m] per row). Uses a per-call buffer of m * K bytes. Same results on every ISA level and thread count.
+ */
+qk_status qk_dynamic_linear_f32(const qk_qs8_gemm_weights *weights, size_t m, const float *x, size_t x_stride,
+                                float *y, size_t y_stride, uint32_t flags);
+
 #ifdef __cplusplus
 }
 #endif

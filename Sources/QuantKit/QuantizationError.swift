@@ -67,6 +67,14 @@ public enum QuantizationError: Error, Equatable, Sendable, CustomStringConvertib
     /// PyTorch: `ATEN_CPU_CAPABILITY` above the CPU's capability (which PyTorch silently lowers).
     case unsupportedISA(String, supported: [String])
 
+    /// An operand of an operator has a dtype, scheme or shape the operator does not accept, e.g. a linear weight that
+    /// is not `qint8`, a per-channel weight quantized along another axis than 0, or an input whose last dimension is
+    /// not the weight's `inFeatures`. `operation` is the PyTorch-style operator name.
+    ///
+    /// PyTorch: the `RuntimeError`s of `torch.ops.quantized.linear_prepack` / `linear` / `linear_dynamic`, e.g.
+    /// `RuntimeError: quantized::linear_prepack (fbgemm): Weight tensor must be qint8`.
+    case invalidOperand(operation: String, reason: String)
+
     /// The kernel runtime could not be used, e.g. because `QUANTKIT_ISA` names an unknown or unsupported ISA.
     ///
     /// PyTorch: no equivalent (PyTorch falls back silently; QuantKit never runs on an ISA nobody asked for).
@@ -121,6 +129,8 @@ public enum QuantizationError: Error, Equatable, Sendable, CustomStringConvertib
         case let .unsupportedISA(name, supported):
             return "ISA '\(name)' is not supported by this CPU or build; supported here: "
                 + supported.joined(separator: ", ")
+        case let .invalidOperand(operation, reason):
+            return "\(operation): \(reason)"
         case let .runtime(message):
             return "QuantKit runtime error: \(message)"
         case let .invalidArgument(message):

@@ -28,6 +28,8 @@ final class GoldenConformanceTests: XCTestCase {
     static let runners: [String: Runner] = [
         "quantize_per_tensor": runQuantizePerTensor,
         "quantize_per_channel": runQuantizePerChannel,
+        "quantized_linear": runQuantizedLinear,
+        "dynamic_quantized_linear": runDynamicQuantizedLinear,
     ]
 
     // MARK: Loading

@@ -35,7 +35,7 @@ enum Kernels {
         }
     }
 
-    private static func cDType(_ dtype: QuantizedDType) -> qk_dtype {
+    fileprivate static func cDType(_ dtype: QuantizedDType) -> qk_dtype {
         switch dtype {
         case .quint8: return QK_DTYPE_QUINT8
         case .qint8: return QK_DTYPE_QINT8
@@ -157,6 +157,73 @@ enum Kernels {
         let flags = finiteOnly ? UInt32(QK_MINMAX_FINITE_ONLY) : 0
         try check(qk_minmax_f32(count, input, flags, &low, &high))
         return (low, high)
+    }
+}
+
+// MARK: - int8 GEMM and quantized linear
+
+extension Kernels {
+    /// Packs int8 weights `[n, k]` (row-major). `scales` has 1 entry (per tensor) or `n` (per channel); `zeroPoints`
+    /// as many. Returns the opaque C handle, owned by the caller (`destroyGEMMWeights`).
+    static func createGEMMWeights(
+        n: Int, k: Int, weights: UnsafePointer<Int8>?, perChannel: Bool, scales: UnsafePointer<Float>,
+        zeroPoints: UnsafePointer<Int32>, bias: UnsafePointer<Float>?
+    ) throws(QuantizationError) -> OpaquePointer {
+        var handle: OpaquePointer?
+        try check(qk_qs8_gemm_weights_create(n, k, weights, perChannel ? QK_QSCHEME_PER_CHANNEL : QK_QSCHEME_PER_TENSOR,
+                                             scales, zeroPoints, bias, &handle))
+        guard let handle else { throw .runtime("qk_qs8_gemm_weights_create returned no handle") }
+        return handle
+    }
+
+    static func destroyGEMMWeights(_ handle: OpaquePointer) {
+        qk_qs8_gemm_weights_destroy(handle)
+    }
+
+    static func gemmKernelName(_ handle: OpaquePointer, sevenBit: Bool) -> String {
+        String(cString: qk_qs8_gemm_weights_kernel(handle, sevenBit ? 1 : 0))
+    }
+
+    static func gemmPackedBytes(_ handle: OpaquePointer) -> Int {
+        qk_qs8_gemm_weights_packed_bytes(handle)
+    }
+
+    /// Requantized output; `aDType`/`yDType` are `.quint8` or `.qint8`. Rows are contiguous (stride K / N).
+    static func gemmQuantized(
+        _ handle: OpaquePointer, m: Int, aDType: QuantizedDType, a: UnsafeRawPointer, aScale: Float, aZeroPoint: Int32,
+        yDType: QuantizedDType, y: UnsafeMutableRawPointer, yScale: Float, yZeroPoint: Int32, k: Int, n: Int,
+        relu: Bool
+    ) throws(QuantizationError) {
+        try check(qk_qs8_gemm_q8(handle, m, cDType(aDType), a, k, aScale, aZeroPoint, cDType(yDType), y, n, yScale,
+                                 yZeroPoint, relu ? UInt32(QK_GEMM_RELU) : 0))
+    }
+
+    /// Raw int32 accumulators `sum (a - za) * (w - zw)`.
+    static func gemmAccumulators(
+        _ handle: OpaquePointer, m: Int, aDType: QuantizedDType, a: UnsafeRawPointer, aZeroPoint: Int32,
+        y: UnsafeMutablePointer<Int32>, k: Int, n: Int
+    ) throws(QuantizationError) {
+        try check(qk_qs8_gemm_s32(handle, m, cDType(aDType), a, k, aZeroPoint, y, n, 0))
+    }
+
+    static func dynamicLinear(
+        _ handle: OpaquePointer, m: Int, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, k: Int, n: Int,
+        reduceRange: Bool, perRow: Bool, relu: Bool
+    ) throws(QuantizationError) {
+        var flags: UInt32 = 0
+        if reduceRange { flags |= UInt32(QK_DYNAMIC_REDUCE_RANGE) }
+        if perRow { flags |= UInt32(QK_DYNAMIC_PER_ROW) }
+        if relu { flags |= UInt32(QK_GEMM_RELU) }
+        try check(qk_dynamic_linear_f32(handle, m, x, k, y, n, flags))
+    }
+
+    static func dynamicQuantizationParameters(min: Float, max: Float, reduceRange: Bool)
+        throws(QuantizationError) -> (scale: Float, zeroPoint: Int32)
+    {
+        var scale: Float = 0
+        var zeroPoint: Int32 = 0
+        try check(qk_dynamic_qparams(min, max, reduceRange ? UInt32(QK_DYNAMIC_REDUCE_RANGE) : 0, &scale, &zeroPoint))
+        return (scale, zeroPoint)
     }
 }
 
