@@ -10,17 +10,23 @@ import Darwin
 /// What a case's `work` counts, and so what its throughput means.
 enum Unit: String, Sendable {
     case gigabytesPerSecond = "GB/s"      // bytes read + bytes written per second / 1e9
-    case gigaflopsPerSecond = "GFLOP/s"   // for the GEMM cases of later issues
+    case gigaflopsPerSecond = "GFLOP/s"   // fp32 multiply-adds counted as 2 flops (cblas_sgemm)
+    case gigaopsPerSecond = "GOP/s"       // integer multiply-adds counted as 2 ops (2 * M * N * K for a GEMM)
 
     var scale: Double { 1e9 }
 }
 
 /// A reference implementation run in the same process, on the same thread count, interleaved with the case.
 struct Baseline {
-    /// "memcpy" for the memory-bound kernels; later "cblas_sgemm".
+    /// "memcpy" for the memory-bound kernels, "cblas_sgemm" for GEMM.
     let name: String
-    /// The baseline's own work in the case's unit (memcpy of b bytes moves 2b: it reads and writes b).
+    /// The baseline's own work in `unit` (memcpy of b bytes moves 2b: it reads and writes b).
     let work: Double
+    /// Unit of `work` when it differs from the case's (cblas_sgemm counts GFLOP/s where QuantKit counts GOP/s).
+    var unit: Unit? = nil
+    /// Idle time after each multi-threaded baseline sample, for a baseline whose worker threads keep spinning after
+    /// a call: they would otherwise share the cores with QuantKit's threads in the next sample.
+    var settleSeconds: Double = 0
     /// Runs the baseline once with `threads` threads.
     let run: (_ threads: Int) throws -> Void
 }
@@ -34,14 +40,38 @@ struct Instance {
     /// One call of the kernel under test; QuantKit's own thread count is set by the harness beforehand.
     let run: () throws -> Void
     let baseline: Baseline?
+    /// GEMM problem size, for the GEMM summary and the SVG chart.
+    var gemm: GemmDims? = nil
+    /// Free text for the table's last column and the JSON (e.g. the microkernel a GEMM runs).
+    var notes: String? = nil
+}
+
+struct GemmDims: Equatable, Hashable {
+    let m: Int, n: Int, k: Int
+}
+
+/// How a case takes part in `--quick`.
+enum QuickMode {
+    case allThreads      // 1 thread and all threads, as in a full run
+    case singleThread    // 1 thread only
+    case skip            // full runs only
 }
 
 /// An entry of the registry: adding a benchmark is adding one of these (see MemoryBoundCases.swift).
 struct BenchmarkCase {
     /// The name in results and in `--filter`, e.g. "quantize_qu8".
     let kernel: String
+    /// The shape, when known before `prepare` (GEMM cases: one case per shape); `--filter` also matches
+    /// "kernel shape", so that single rows can be re-run.
+    var shape: String? = nil
     let unit: Unit
+    var quick: QuickMode = .allThreads
+    /// Variants kept out of the default run: they run only when --filter selects them.
+    var onlyWhenFiltered = false
     let prepare: (_ config: BenchConfig) throws -> Instance
+
+    /// What `--filter` and `--list` see: "kernel" or "kernel shape".
+    var id: String { shape.map { "\(kernel) \($0)" } ?? kernel }
 }
 
 struct BenchConfig {
@@ -75,12 +105,15 @@ struct BenchResult {
     let baselineName: String?
     let baselineWork: Double?
     let baselineMeasurement: Measurement?
+    var baselineUnit: Unit? = nil
+    var gemm: GemmDims? = nil
+    var notes: String? = nil
 
     var medianSeconds: Double { measurement.median }
     var throughput: Double { work / measurement.median / unit.scale }
     var baselineThroughput: Double? {
         guard let w = baselineWork, let m = baselineMeasurement else { return nil }
-        return w / m.median / unit.scale
+        return w / m.median / (baselineUnit ?? unit).scale
     }
     /// Baseline time / ours: > 1 means we are faster than the baseline.
     var speedup: Double? { baselineMeasurement.map { $0.median / measurement.median } }
@@ -155,6 +188,7 @@ func measure(_ instance: Instance, threads: Int, config: BenchConfig) throws -> 
         ours.append(try timeSample(calls: kernelCalls, instance.run))
         if let b = instance.baseline {
             theirs.append(try timeSample(calls: baselineCalls) { try b.run(threads) })
+            if threads > 1 && b.settleSeconds > 0 { usleep(UInt32(b.settleSeconds * 1e6)) }
         }
     }
     let m = Measurement(median: median(ours), samples: ours, callsPerSample: kernelCalls)
