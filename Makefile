@@ -201,7 +201,7 @@ test-downstream:
 bench:
 	@mkdir -p $(dir $(BENCH_JSON))
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(SWIFT) run -c release --scratch-path $(SCRATCH) \
-	    quantkit-bench --json $(BENCH_JSON) $(BENCH_ARGS)
+	    quantkit-bench --json $(BENCH_JSON) --svg $(dir $(BENCH_JSON))gemm-speedup.svg $(BENCH_ARGS)
 
 run:
 	$(SWIFT) run -c release --scratch-path $(SCRATCH) quantkit-bench --quick $(BENCH_ARGS)
