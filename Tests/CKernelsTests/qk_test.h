@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 extern _Atomic long qk_test_failures;
 extern _Atomic long qk_test_checks;
@@ -39,6 +41,21 @@ static inline uint32_t qk_float_to_bits(float f) { uint32_t u; memcpy(&u, &f, 4)
 
 /* Same value, or both NaN with the same bits. */
 static inline int qk_same_float(float a, float b) { return qk_float_to_bits(a) == qk_float_to_bits(b); }
+
+/* `bytes` usable bytes that end exactly where a PROT_NONE page begins: reading past them faults. */
+typedef struct { void *map; size_t map_bytes; unsigned char *p; } fenced;
+static inline fenced fenced_alloc(size_t bytes) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t data_pages = (bytes + page - 1) / page;
+    fenced f;
+    f.map_bytes = (data_pages + 1) * page;
+    f.map = mmap(NULL, f.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (f.map == MAP_FAILED) { perror("mmap"); exit(2); }
+    mprotect((unsigned char *)f.map + data_pages * page, page, PROT_NONE);
+    f.p = (unsigned char *)f.map + data_pages * page - bytes;
+    return f;
+}
+static inline void fenced_free(fenced f) { munmap(f.map, f.map_bytes); }
 
 /* Suites: each returns nothing and reports through CHECK. Return 77 from main to mark a skip. */
 typedef struct { const char *name; int (*run)(void); } qk_suite;

@@ -26,23 +26,6 @@ static uint32_t rnd(uint32_t n) { return (uint32_t)(qk_rng_next(&rng) % n); }
         CHECK(s_ == QK_OK || qk_last_error_message()[0] != 0, "%s: no error message", #call);                  \
     } while (0)
 
-/* ------------------------------------------------------------------------------------------- fenced buffers */
-
-/* `bytes` usable bytes ending exactly where a PROT_NONE page begins. */
-typedef struct { void *map; size_t map_bytes; unsigned char *p; } fenced;
-static fenced fenced_alloc(size_t bytes) {
-    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    const size_t data_pages = (bytes + page - 1) / page;
-    fenced f;
-    f.map_bytes = (data_pages + 1) * page;
-    f.map = mmap(NULL, f.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (f.map == MAP_FAILED) { perror("mmap"); exit(2); }
-    mprotect((unsigned char *)f.map + data_pages * page, page, PROT_NONE);
-    f.p = (unsigned char *)f.map + data_pages * page - bytes;
-    return f;
-}
-static void fenced_free(fenced f) { munmap(f.map, f.map_bytes); }
-
 /* ------------------------------------------------------------------------------------------- reference */
 
 /*
