@@ -1,8 +1,8 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// No unsafeFlags anywhere: they would forbid using QuantKit as a versioned dependency. SIMD code selects its ISA
-// per function (__attribute__((target))) and at run time, so a plain `swift build` is the fast library.
+// No unsafe build flags anywhere: SwiftPM would then refuse QuantKit as a versioned dependency. SIMD code selects
+// its ISA per function (__attribute__((target))) and at run time, so a plain `swift build` is the fast library.
 // OpenMP is opt-in from the command line: swift build -c release -Xcc -fopenmp -Xlinker -lomp5
 let package = Package(
     name: "QuantKit",

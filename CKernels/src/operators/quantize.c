@@ -132,8 +132,7 @@ qk_status qk_dequantize_per_tensor(qk_dtype dtype, size_t n, const void *q, floa
     return QK_OK;
 }
 
-static qk_status check_requantize(qk_dtype out_dtype, float multiplier, size_t index, int indexed) {
-    (void)out_dtype;
+static qk_status check_multiplier(float multiplier, size_t index, int indexed) {
     if (isfinite(multiplier) && multiplier > 0.0f) return QK_OK;
     if (indexed)
         return qk_fail(QK_ERROR_INVALID_ARGUMENT, "multipliers[%zu] must be finite and > 0, got %g", index,
@@ -156,7 +155,7 @@ qk_status qk_requantize(qk_dtype out_dtype, size_t n, const int32_t *acc, void *
                         int32_t zero_point, int32_t qmin, int32_t qmax) {
     QK_KERNELS_OR_FAIL(k)
     qk_status s;
-    if ((s = check_dtype(out_dtype, 0)) || (s = check_requantize(out_dtype, multiplier, 0, 0)) ||
+    if ((s = check_dtype(out_dtype, 0)) || (s = check_multiplier(multiplier, 0, 0)) ||
         (s = check_clamp(out_dtype, zero_point, qmin, qmax)) || (s = check_pointers(n, acc, y)))
         return s;
     stream_op o = {out_dtype, acc, y, k, multiplier, zero_point, qmin, qmax};
@@ -326,7 +325,7 @@ qk_status qk_requantize_per_channel(qk_dtype out_dtype, size_t outer, size_t cha
         (s = check_clamp(out_dtype, zero_point, qmin, qmax)))
         return s;
     for (size_t c = 0; c < channels; c++)
-        if ((s = check_requantize(out_dtype, multipliers[c], c, 1))) return s;
+        if ((s = check_multiplier(multipliers[c], c, 1))) return s;
     if (n == 0) return QK_OK;
     channel_op o = {out_dtype, acc, y, k, channels, inner, multipliers, NULL, zero_point, qmin, qmax};
     run_channel_op(&o, outer, requantize_rows, requantize_slices);
