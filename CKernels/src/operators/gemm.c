@@ -4,7 +4,6 @@
  * every output is produced by one kernel call over the full K, so results do not depend on the thread count.
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,82 +30,76 @@ typedef struct gemm_op {
     unsigned char *y;
     size_t y_stride, y_elem;    /* bytes */
     qk_gemm_epilogue e;         /* per-column arrays cover all N columns */
-    atomic_int out_of_memory;
+    /* Rows [row0, row0 + rows) of A as the kernel wants them, prepared once per chunk (NULL: the kernel reads a). */
+    size_t row0;
+    uint8_t *pa;
+    size_t pa_stride;           /* bytes */
+    int32_t *sums;              /* [rows] activation row sums (u8 domain), when row_sums */
 } gemm_op;
 
+/* Activation rows a chunk prepares at most: the buffer stays near L3 size, and large M still gets whole tiles. */
+#ifndef QK_GEMM_PREPARED_BYTES   /* the tests shrink it to exercise chunking */
+#define QK_GEMM_PREPARED_BYTES ((size_t)16 << 20)
+#endif
+
 /*
- * Rows [m0, m0 + mr) of A as the kernel wants them: qint8 becomes quint8 (a ^ 0x80 = a + 128), QK_GEMM_A16 kernels
- * get uint16 rows padded with zeros to whole k-groups. Row sums (u8 domain) come from the same pass.
+ * Rows [begin, end) of the chunk as the kernel wants them: qint8 becomes quint8 (a ^ 0x80 = a + 128), QK_GEMM_A16
+ * kernels get uint16 rows padded with zeros to whole k-groups; row sums (u8 domain) from the same pass. Done once per
+ * row rather than once per column tile.
  */
-static const uint8_t *prepare_rows(const gemm_op *o, size_t m0, size_t mr, void *buf, size_t *a_stride,
-                                   int32_t *sums) {
+static void prepare_rows(void *ctx, size_t begin, size_t end) {
+    const gemm_op *o = ctx;
     const size_t K = o->k;
-    const uint8_t *src = o->a + m0 * o->a_stride;
     const uint8_t flip = o->a_signed ? 0x80 : 0;
-    if (o->cfg->flags & QK_GEMM_A16) {
-        const size_t kg = (K + o->cfg->kr - 1) / o->cfg->kr * o->cfg->kr;
-        uint16_t *dst = buf;
-        for (size_t i = 0; i < mr; i++) {
-            const uint8_t *row = src + i * o->a_stride;
-            uint16_t *d = dst + i * kg;
-            uint32_t s = 0;
+    const int a16 = (o->cfg->flags & QK_GEMM_A16) != 0;
+    const size_t kg = (K + o->cfg->kr - 1) / o->cfg->kr * o->cfg->kr;
+    for (size_t i = begin; i < end; i++) {
+        const uint8_t *row = o->a + (o->row0 + i) * o->a_stride;
+        uint32_t s = 0;
+        if (a16) {
+            uint16_t *d = (uint16_t *)(o->pa + i * o->pa_stride);
             for (size_t k = 0; k < K; k++) {
                 const uint8_t v = row[k] ^ flip;
                 d[k] = v;
                 s += v;
             }
             for (size_t k = K; k < kg; k++) d[k] = 0;
-            sums[i] = (int32_t)s;
-        }
-        *a_stride = kg * 2;
-        return buf;
-    }
-    if (flip) {
-        uint8_t *dst = buf;
-        for (size_t i = 0; i < mr; i++) {
-            uint32_t s = 0;
+        } else {
+            uint8_t *d = o->pa + i * o->pa_stride;
             for (size_t k = 0; k < K; k++) {
-                const uint8_t v = src[i * o->a_stride + k] ^ flip;
-                dst[i * K + k] = v;
+                const uint8_t v = row[k] ^ flip;
+                d[k] = v;
                 s += v;
             }
-            sums[i] = (int32_t)s;
         }
-        *a_stride = K;
-        return buf;
+        if (o->sums) o->sums[i] = (int32_t)s;
     }
-    if (o->row_sums)
-        for (size_t i = 0; i < mr; i++) {
-            uint32_t s = 0;
-            for (size_t k = 0; k < K; k++) s += src[i * o->a_stride + k];
-            sums[i] = (int32_t)s;
-        }
-    *a_stride = o->a_stride;
-    return src;
 }
 
+/* Row sums only (quint8 rows the kernel reads in place). */
+static void sum_rows(void *ctx, size_t begin, size_t end) {
+    const gemm_op *o = ctx;
+    for (size_t i = begin; i < end; i++) {
+        const uint8_t *row = o->a + (o->row0 + i) * o->a_stride;
+        uint32_t s = 0;
+        for (size_t k = 0; k < o->k; k++) s += row[k];
+        o->sums[i] = (int32_t)s;
+    }
+}
+
+/* One tile; i0 is relative to the chunk (row0). */
 static void gemm_tile(void *ctx, size_t i0, size_t j0, size_t ni, size_t nj) {
     gemm_op *o = ctx;
     const qk_gemm_config *cfg = o->cfg;
     const size_t MR = cfg->mr, NR = cfg->nr, K = o->k;
     const unsigned char *packed = o->w->packed;
-    void *buf = NULL;
-    if (K && ((cfg->flags & QK_GEMM_A16) || o->a_signed)) {   /* per-tile row buffer */
-        const size_t kg = (K + cfg->kr - 1) / cfg->kr * cfg->kr;
-        buf = malloc((cfg->flags & QK_GEMM_A16) ? MR * kg * 2 : MR * K);
-        if (!buf) { atomic_store(&o->out_of_memory, 1); return; }
-    }
-    int32_t sums[QK_GEMM_MAX_MR];
+    static const int32_t zeros[QK_GEMM_MAX_MR];
     for (size_t m0 = i0; m0 < i0 + ni; m0 += MR) {
         const size_t mr = i0 + ni - m0 < MR ? i0 + ni - m0 : MR;
-        size_t a_stride;
-        const uint8_t *a = K ? prepare_rows(o, m0, mr, buf, &a_stride, sums) : o->a;
-        if (!K) {
-            a_stride = 0;
-            for (size_t i = 0; i < mr; i++) sums[i] = 0;
-        }
+        const uint8_t *a = o->pa ? o->pa + m0 * o->pa_stride : o->a + (o->row0 + m0) * o->a_stride;
+        const size_t a_stride = o->pa ? o->pa_stride : o->a_stride;
         qk_gemm_epilogue e = o->e;
-        e.row_sums = o->row_sums ? sums : NULL;
+        e.row_sums = o->row_sums ? (K ? o->sums + m0 : zeros) : NULL;
         for (size_t n0 = j0; n0 < j0 + nj; n0 += NR) {
             const size_t nc = j0 + nj - n0 < NR ? j0 + nj - n0 : NR;
             qk_gemm_epilogue en = e;
@@ -116,10 +109,9 @@ static void gemm_tile(void *ctx, size_t i0, size_t j0, size_t ni, size_t nj) {
             if (o->e.scale) en.scale = o->e.scale + n0;
             if (o->e.bias) en.bias = o->e.bias + n0;
             cfg->fn(mr, nc, K, a, a_stride, packed + (n0 / NR) * o->w->panel_bytes,
-                    o->y + m0 * o->y_stride + n0 * o->y_elem, o->y_stride, &en);
+                    o->y + (o->row0 + m0) * o->y_stride + n0 * o->y_elem, o->y_stride, &en);
         }
     }
-    free(buf);
 }
 
 /* Every activation <= 127? Early exit at the first that is not. */
@@ -223,11 +215,12 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
 
     static const uint8_t dummy = 0;   /* K == 0: no byte is read, but row pointers stay valid */
     gemm_op o;
+    memset(&o, 0, sizeof o);
     o.w = w;
     o.cfg = cfg;
     o.k = k;
     o.a = a ? (const uint8_t *)a : &dummy;
-    o.a_stride = a_stride;
+    o.a_stride = a ? a_stride : 0;
     o.a_signed = a_signed;
     o.row_sums = w->any_zero_point;
     o.y = y;
@@ -236,7 +229,6 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
     o.e = *e;
     o.e.a_zero_point = a_signed ? a_zero_point + 128 : a_zero_point;
     o.e.w_zero_points = w->w_zero_points;
-    atomic_init(&o.out_of_memory, 0);
 
     const size_t MR = cfg->mr, NR = cfg->nr;
     const size_t m_all = (m + MR - 1) / MR * MR, n_all = (n + NR - 1) / NR * NR;
@@ -248,10 +240,36 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
         if (mc > m_all) mc = m_all;
         if (nc > n_all) nc = n_all;
     }
-    qk_parallel_for_2d(m, mc, n, nc, gemm_tile, &o);
-    if (atomic_load(&o.out_of_memory))
-        return qk_fail(QK_ERROR_OUT_OF_MEMORY, "out of memory for an activation row buffer (%zu rows of K = %zu); "
-                       "the output is incomplete", MR, k);
+
+    /* Rows per chunk: all of M when the prepared rows fit the budget, else whole tiles of it. */
+    const int prepare = k && ((cfg->flags & QK_GEMM_A16) || a_signed);
+    const size_t kg = (k + cfg->kr - 1) / cfg->kr * cfg->kr;
+    o.pa_stride = (cfg->flags & QK_GEMM_A16) ? kg * 2 : k;
+    size_t chunk = m;
+    if (prepare && o.pa_stride && QK_GEMM_PREPARED_BYTES / o.pa_stride < m) {
+        chunk = QK_GEMM_PREPARED_BYTES / o.pa_stride / mc * mc;
+        if (chunk < mc) chunk = mc;
+    }
+    uint8_t *buf = NULL;
+    if (prepare || o.row_sums) {
+        size_t bytes = prepare ? chunk * o.pa_stride : 0;
+        const size_t sums_at = (bytes + 63) / 64 * 64;
+        bytes = sums_at + (chunk ? chunk : 1) * sizeof(int32_t);
+        buf = malloc(bytes);
+        if (!buf)
+            return qk_fail(QK_ERROR_OUT_OF_MEMORY, "out of memory for %zu bytes of prepared activation rows", bytes);
+        o.pa = prepare ? buf : NULL;
+        o.sums = o.row_sums ? (int32_t *)(buf + sums_at) : NULL;
+    }
+    const size_t row_bytes = (prepare ? o.pa_stride : k) + 1;
+    for (size_t r0 = 0; r0 < m; r0 += chunk) {
+        const size_t rows = m - r0 < chunk ? m - r0 : chunk;
+        o.row0 = r0;
+        if (prepare) qk_parallel_for_1d(rows, QK_STREAM_TILE / row_bytes + 1, prepare_rows, &o);
+        else if (o.row_sums && k) qk_parallel_for_1d(rows, QK_STREAM_TILE / row_bytes + 1, sum_rows, &o);
+        qk_parallel_for_2d(rows, mc, n, nc, gemm_tile, &o);
+    }
+    free(buf);
     return QK_OK;
 }
 
