@@ -247,6 +247,70 @@ qk_status qk_dynamic_qparams(float min, float max, uint32_t flags, float *scale,
 qk_status qk_dynamic_linear_f32(const qk_qs8_gemm_weights *weights, size_t m, const float *x, size_t x_stride,
                                 float *y, size_t y_stride, uint32_t flags);
 
+/* ---------------------------------------------------------------------------------------------- half-precision GEMM */
+
+/*
+ * Mixed-precision linear layers (PyTorch's float16_dynamic_qconfig, FBGEMM's FbgemmFP16): weights w [N, K] stored in
+ * a 16-bit float type, activations and outputs fp32,
+ *   y[m][n] = sum_k x[m][k] * w[n][k] + bias[n]     fp32 products and fp32 accumulation
+ * then y < 0 ? 0 : y with QK_GEMM_RELU (NaN stays NaN, as torch.relu). The order of the fp32 additions depends on
+ * the kernel, so ISA levels agree to rounding (a few ulp of sum |x w|), not bit for bit; for one kernel the results
+ * do not depend on the thread count.
+ *   QK_HALF_FP16  IEEE binary16 weights; activations stay fp32.
+ *   QK_HALF_BF16  bfloat16 weights and activations (x rounded to bf16, round half to even, NaN kept quiet); products
+ *                 of two bf16 values are exact in fp32, so only the accumulation rounds. AVX512-BF16 (vdpbf16ps) and
+ *                 ARM BF16 (BFDOT) treat bf16 subnormals as zero; other paths keep them.
+ */
+typedef struct qk_half_gemm_weights qk_half_gemm_weights;
+
+typedef enum qk_half_type {
+    QK_HALF_FP16 = 0,
+    QK_HALF_BF16 = 1,
+} qk_half_type;
+
+enum {
+    /* Opt-in fast fp16 mode for QK_HALF_FP16 on CPUs with half-precision arithmetic (ARMv8.2 FP16): activations
+     * rounded to fp16 and fp16 multiply-accumulate (XNNPACK's f16 GEMM). Relative error grows to about K * 2^-11 of
+     * sum |x w|, and sums beyond 65504 overflow to infinity. Ignored where the CPU lacks fp16 arithmetic and for bf16
+     * weights. */
+    QK_HALF_GEMM_FP16_ARITHMETIC = 1u << 4,
+};
+
+/*
+ * Packs fp32 weights [n, k] (row-major, row stride k) once, rounded to the half type with round half to even. For
+ * fp16 values beyond the range (|w| > 65504, infinities included) saturate to +-65504, as PyTorch's fp16 prepack
+ * does, and are counted in *saturated_count (may be NULL; always 0 for bf16, whose range is fp32's). NaN stays NaN.
+ * bias (fp32, n entries) may be NULL. The handle is immutable and may be shared by threads; like the int8 handle it
+ * runs the kernels of the ISA level in use when they share its packing layout, else the ones it was packed for.
+ */
+qk_status qk_half_gemm_weights_create(qk_half_type type, size_t n, size_t k, const float *weights, const float *bias,
+                                      size_t *saturated_count, qk_half_gemm_weights **out);
+/* The same from weights already in the half type (uint16_t bit patterns, [n, k] row-major), e.g. read from a file. */
+qk_status qk_half_gemm_weights_create_from_half(qk_half_type type, size_t n, size_t k, const uint16_t *weights,
+                                                const float *bias, qk_half_gemm_weights **out);
+void qk_half_gemm_weights_destroy(qk_half_gemm_weights *weights);   /* NULL is a no-op */
+
+qk_half_type qk_half_gemm_weights_type(const qk_half_gemm_weights *weights);   /* QK_HALF_FP16 for NULL */
+size_t qk_half_gemm_weights_n(const qk_half_gemm_weights *weights);           /* 0 for NULL */
+size_t qk_half_gemm_weights_k(const qk_half_gemm_weights *weights);
+size_t qk_half_gemm_weights_packed_bytes(const qk_half_gemm_weights *weights);
+/* The rounded weights back as bit patterns [n, k] (n * k values), for saving a model. */
+qk_status qk_half_gemm_weights_copy_half(const qk_half_gemm_weights *weights, uint16_t *out);
+/* The bias (n floats) into out; returns 0 when the handle has none (out untouched), 1 otherwise. */
+int qk_half_gemm_weights_copy_bias(const qk_half_gemm_weights *weights, float *out);
+/* Name of the microkernel a run with these flags would use now; "none" for NULL or a failed runtime. */
+const char *qk_half_gemm_weights_kernel(const qk_half_gemm_weights *weights, uint32_t flags);
+
+/* y [m, N] (row stride y_stride >= N) from x [m, K] (row stride x_stride >= K), any alignment.
+ * flags: QK_GEMM_RELU, QK_HALF_GEMM_FP16_ARITHMETIC. */
+qk_status qk_half_gemm_f32(const qk_half_gemm_weights *weights, size_t m, const float *x, size_t x_stride, float *y,
+                           size_t y_stride, uint32_t flags);
+
+/* bfloat16 <-> fp32 (bit patterns): round half to even, subnormals kept, NaN stays NaN with the quiet bit set;
+ * bf16 -> fp32 is exact. */
+qk_status qk_f32_to_bf16(size_t n, const float *x, uint16_t *y);
+qk_status qk_bf16_to_f32(size_t n, const uint16_t *x, float *y);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,11 +14,13 @@
 #define QK_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl")))
 #define QK_TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 #define QK_TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define QK_TARGET_AVX512BF16 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #endif
 #if defined(__aarch64__)
 #define QK_TARGET_NEON_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #define QK_TARGET_NEON_FP16 __attribute__((target("arch=armv8.2-a+fp16")))
 #define QK_TARGET_NEON_I8MM __attribute__((target("arch=armv8.2-a+i8mm")))
+#define QK_TARGET_NEON_BF16 __attribute__((target("arch=armv8.2-a+bf16")))
 #endif
 
 /* Records a failure for qk_last_error_message() and returns its status. printf-style. */

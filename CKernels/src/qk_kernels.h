@@ -219,6 +219,77 @@ typedef struct qk_gemm_config {
 QK_GEMM_VARIANTS(QK__DECLARE_GEMM)
 #undef QK__DECLARE_GEMM
 
+/* ------------------------------------------------------------------------------------------- half-precision GEMM */
+
+/*
+ * fp16 / bf16 weight GEMM microkernels (one MR x NR output tile over one K block). Weights are packed per panel of NR
+ * columns: Kpad/KR groups of NR x KR 16-bit values (column j's KR consecutive k values contiguous: "cKR"),
+ * Kpad = K rounded up to KR, zeros for k >= K and n >= N; panel p starts at p * NR * Kpad values. A K block starting
+ * at k0 (a multiple of KR) is the panel pointer + k0 * NR.
+ *
+ * A: fp32 rows (kernels without QK_HALF_A_HALF), reading exactly kc floats per row; or, with QK_HALF_A_HALF, rows
+ * already rounded by the driver to the weight type (bf16, or fp16 for fp16-arithmetic kernels), each holding
+ * round_up(kc, KR) values with zeros past kc. a_stride and c_stride are in bytes, any alignment.
+ *
+ *   acc[i][j] = sum_k a[i][k] * w[j][k]       (fp32; order and FMA use are the kernel's own)
+ *   start:  acc from 0, or from c[i][j] with QK_HALF_UK_ACCUMULATE (K blocks after the first)
+ *   end:    + bias[j] when bias != NULL (the driver passes it with the last K block only)
+ *           then y < 0 ? 0 : y with QK_HALF_UK_RELU (NaN stays NaN: max_ps(zero, y) does this)
+ * mr <= MR rows, 1 <= nc <= NR columns, kc >= 1; writes exactly mr x nc floats.
+ */
+enum { QK_HALF_UK_ACCUMULATE = 1, QK_HALF_UK_RELU = 2 };
+typedef void qk_half_gemm_ukernel_fn(size_t mr, size_t nc, size_t kc, const void *a, size_t a_stride,
+                                     const uint16_t *w, float *c, size_t c_stride, const float *bias, uint32_t flags);
+
+/* Variant flags. */
+#define QK_HALF_A_HALF 1u        /* A comes rounded to the weight type (see above) */
+#define QK_HALF_FP16_ARITH 2u    /* fp16 multiply-accumulate: QK_HALF_GEMM_FP16_ARITHMETIC only (fp16 weights) */
+
+typedef struct qk_half_gemm_config {
+    const char *name;
+    qk_half_gemm_ukernel_fn *fn;
+    uint32_t type;       /* QK_HALF_FP16 or QK_HALF_BF16 */
+    uint32_t mr, nr, kr;
+    uint32_t required;   /* QK_FEATURE_* the kernel needs */
+    uint32_t flags;      /* QK_HALF_A_HALF, QK_HALF_FP16_ARITH */
+} qk_half_gemm_config;
+
+/*
+ * X(function, type, MR, NR, KR, required features, flags), best first per ISA. Dispatch takes, per level and type,
+ * the first variant without QK_HALF_FP16_ARITH the level allows, and the first QK_HALF_FP16_ARITH variant with the
+ * same NR and KR. Files: kernels/f16-gemm/f16-gemm-<MR>x<NR>-<isa>.c, kernels/bf16-gemm/bf16-gemm-<MR>x<NR>c2-<isa>.c.
+ */
+#define QK_HALF_GEMM_VARIANTS_SCALAR(X)                                                             \
+    X(qk_f16_gemm_ukernel_4x16__scalar, QK_HALF_FP16, 4, 16, 1, QK_REQ_SCALAR, 0)                     \
+    X(qk_bf16_gemm_ukernel_4x16c2__scalar, QK_HALF_BF16, 4, 16, 2, QK_REQ_SCALAR, QK_HALF_A_HALF)
+#if defined(__x86_64__) || defined(_M_X64)
+#define QK_HALF_GEMM_VARIANTS_AVX512(X)                                                                           \
+    X(qk_bf16_gemm_ukernel_14x32c2__avx512bf16, QK_HALF_BF16, 14, 32, 2, QK_REQ_AVX512 | QK_FEATURE_AVX512BF16,  \
+      QK_HALF_A_HALF)                                                                                             \
+    X(qk_f16_gemm_ukernel_14x32__avx512, QK_HALF_FP16, 14, 32, 1, QK_REQ_AVX512, 0)                               \
+    X(qk_bf16_gemm_ukernel_14x32c2__avx512, QK_HALF_BF16, 14, 32, 2, QK_REQ_AVX512, QK_HALF_A_HALF)
+#define QK_HALF_GEMM_VARIANTS_AVX2(X)                                                               \
+    X(qk_f16_gemm_ukernel_6x16__avx2, QK_HALF_FP16, 6, 16, 1, QK_REQ_AVX2, 0)                       \
+    X(qk_bf16_gemm_ukernel_6x16c2__avx2, QK_HALF_BF16, 6, 16, 2, QK_REQ_AVX2, QK_HALF_A_HALF)
+#define QK_HALF_GEMM_VARIANTS(X) \
+    QK_HALF_GEMM_VARIANTS_AVX512(X) QK_HALF_GEMM_VARIANTS_AVX2(X) QK_HALF_GEMM_VARIANTS_SCALAR(X)
+#elif defined(__aarch64__)
+#define QK_HALF_GEMM_VARIANTS_NEON(X)                                                                             \
+    X(qk_f16_gemm_ukernel_6x16__neonfp16arith, QK_HALF_FP16, 6, 16, 1, QK_REQ_NEON | QK_FEATURE_NEON_FP16,       \
+      QK_HALF_A_HALF | QK_HALF_FP16_ARITH)                                                                        \
+    X(qk_f16_gemm_ukernel_6x16__neon, QK_HALF_FP16, 6, 16, 1, QK_REQ_NEON, 0)                                     \
+    X(qk_bf16_gemm_ukernel_6x16c2__neonbf16, QK_HALF_BF16, 6, 16, 2, QK_REQ_NEON | QK_FEATURE_NEON_BF16,         \
+      QK_HALF_A_HALF)                                                                                             \
+    X(qk_bf16_gemm_ukernel_6x16c2__neon, QK_HALF_BF16, 6, 16, 2, QK_REQ_NEON, QK_HALF_A_HALF)
+#define QK_HALF_GEMM_VARIANTS(X) QK_HALF_GEMM_VARIANTS_NEON(X) QK_HALF_GEMM_VARIANTS_SCALAR(X)
+#else
+#define QK_HALF_GEMM_VARIANTS(X) QK_HALF_GEMM_VARIANTS_SCALAR(X)
+#endif
+
+#define QK__DECLARE_HALF_GEMM(fn, type, mr, nr, kr, req, flags) qk_half_gemm_ukernel_fn fn;
+QK_HALF_GEMM_VARIANTS(QK__DECLARE_HALF_GEMM)
+#undef QK__DECLARE_HALF_GEMM
+
 /* The dispatch table: one pointer per slot, filled once per ISA level and then read-only. */
 typedef struct qk_kernel_table {
 #define QK__TABLE_FIELD(slot) qk_##slot##_fn *slot;
@@ -226,11 +297,16 @@ typedef struct qk_kernel_table {
 #undef QK__TABLE_FIELD
     const qk_gemm_config *gemm;        /* best exact GEMM of the level (never NULL) */
     const qk_gemm_config *gemm_fast;   /* best fast GEMM with gemm's layout, or NULL */
+    const qk_half_gemm_config *half_gemm[2];        /* per qk_half_type: best variant (never NULL) */
+    const qk_half_gemm_config *half_gemm_fp16arith; /* fp16-arithmetic variant with half_gemm[FP16]'s layout, or NULL */
 } qk_kernel_table;
 
 /* Every GEMM variant of QK_GEMM_VARIANTS, in list order. */
 extern const qk_gemm_config qk_gemm_configs[];
 extern const size_t qk_gemm_config_count;
+/* Every variant of QK_HALF_GEMM_VARIANTS, in list order. */
+extern const qk_half_gemm_config qk_half_gemm_configs[];
+extern const size_t qk_half_gemm_config_count;
 
 /* The table of the selected ISA level, initialising it on first use; NULL if QUANTKIT_ISA was invalid (the
  * thread's last error message then says why). */

@@ -76,6 +76,10 @@ QK_EMU void qk_emu_mm512_mask_cvtepi32_storeu_epi8(void *p, __mmask16 k, __m512i
 QK_EMU __m512 qk_emu_mm512_cvtph_ps(__m256i a) {
     return qk_emu_ps_join(_mm256_cvtph_ps(_mm256_castsi256_si128(a)), _mm256_cvtph_ps(_mm256_extracti128_si256(a, 1)));
 }
+QK_EMU __m512i qk_emu_mm512_cvtepu16_epi32(__m256i a) {
+    return qk_emu_si_join(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(a)),
+                          _mm256_cvtepu16_epi32(_mm256_extracti128_si256(a, 1)));
+}
 
 /* Masked loads and stores: element by element, only where the mask bit is set (zero elsewhere for loads). */
 #define QK_EMU_MASKZ_LOAD(name, T, E, N)                                      \
@@ -102,6 +106,8 @@ QK_EMU_MASKZ_LOAD(qk_emu_mm256_maskz_loadu_ps, __m256, float, 8)
 QK_EMU_MASKZ_LOAD(qk_emu_mm256_maskz_loadu_epi32, __m256i, int32_t, 8)
 QK_EMU_MASKZ_LOAD(qk_emu_mm256_maskz_loadu_epi16, __m256i, uint16_t, 16)
 QK_EMU_MASKZ_LOAD(qk_emu_mm_maskz_loadu_epi8, __m128i, uint8_t, 16)
+QK_EMU_MASKZ_LOAD(qk_emu_mm512_maskz_loadu_epi8, __m512i, uint8_t, 64)
+QK_EMU_MASKZ_LOAD(qk_emu_mm512_maskz_loadu_epi16, __m512i, uint16_t, 32)
 QK_EMU_MASK_STORE(qk_emu_mm512_mask_storeu_ps, __m512, float, 16)
 QK_EMU_MASK_STORE(qk_emu_mm512_mask_storeu_epi32, __m512i, int32_t, 16)
 QK_EMU_MASK_STORE(qk_emu_mm256_mask_storeu_epi32, __m256i, int32_t, 8)
@@ -124,6 +130,35 @@ QK_EMU __m256i qk_emu_mm256_dpbusd_avx_epi32(__m256i src, __m256i a, __m256i b) 
 }
 #undef _mm256_dpbusd_avx_epi32
 #define _mm256_dpbusd_avx_epi32(s, a, b) qk_emu_mm256_dpbusd_avx_epi32(s, a, b)
+
+/* AVX512-BF16 (bf16-gemm): SIMDe's _mm512_dpbf16_ps adds the even product first and keeps subnormals; the stand-in
+ * follows the SDM (whose NaN priorities agree with this order): per lane acc += a[2j+1] * b[2j+1], then
+ * acc += a[2j] * b[2j], each a fused multiply-add rounding to nearest even, with subnormal inputs (acc included) read
+ * as zero and subnormal results flushed to zero (sign kept), the flush applied to the rounded result. */
+#undef QK_TARGET_AVX512BF16
+#define QK_TARGET_AVX512BF16
+QK_EMU __m256 qk_emu_flush_subnormal(__m256 x) {
+    const __m256i xi = _mm256_castps_si256(x);
+    const __m256i sign = _mm256_and_si256(xi, _mm256_set1_epi32((int32_t)0x80000000u));
+    const __m256i exp = _mm256_and_si256(xi, _mm256_set1_epi32(0x7F800000));
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(xi, sign, _mm256_cmpeq_epi32(exp, _mm256_setzero_si256())));
+}
+QK_EMU __m256 qk_emu_dpbf16_half(__m256 acc, __m256i a, __m256i b) {
+    const __m256i hi = _mm256_set1_epi32((int32_t)0xFFFF0000u);
+    const __m256 a_odd = qk_emu_flush_subnormal(_mm256_castsi256_ps(_mm256_and_si256(a, hi)));
+    const __m256 b_odd = qk_emu_flush_subnormal(_mm256_castsi256_ps(_mm256_and_si256(b, hi)));
+    const __m256 a_even = qk_emu_flush_subnormal(_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)));
+    const __m256 b_even = qk_emu_flush_subnormal(_mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
+    acc = qk_emu_flush_subnormal(_mm256_fmadd_ps(a_odd, b_odd, qk_emu_flush_subnormal(acc)));
+    return qk_emu_flush_subnormal(_mm256_fmadd_ps(a_even, b_even, acc));
+}
+QK_EMU __m512 qk_emu_mm512_dpbf16_ps(__m512 acc, __m512bh a, __m512bh b) {
+    __m512i ai, bi;
+    memcpy(&ai, &a, 64);
+    memcpy(&bi, &b, 64);
+    return qk_emu_ps_join(qk_emu_dpbf16_half(qk_emu_ps_half(acc, 0), qk_emu_si_half(ai, 0), qk_emu_si_half(bi, 0)),
+                          qk_emu_dpbf16_half(qk_emu_ps_half(acc, 1), qk_emu_si_half(ai, 1), qk_emu_si_half(bi, 1)));
+}
 
 /* Some of these are macros in the compiler headers. */
 #undef _mm512_cvtps_epi32
@@ -148,6 +183,12 @@ QK_EMU __m256i qk_emu_mm256_dpbusd_avx_epi32(__m256i src, __m256i a, __m256i b) 
 #define _mm512_cvtps_ph(a, imm) QK_EMU_CVTPS_PH(a, imm)
 #undef _mm512_cvtph_ps
 #define _mm512_cvtph_ps(a) qk_emu_mm512_cvtph_ps(a)
+#undef _mm512_cvtepu16_epi32
+#define _mm512_cvtepu16_epi32(a) qk_emu_mm512_cvtepu16_epi32(a)
+#undef _mm512_maskz_loadu_epi16
+#define _mm512_maskz_loadu_epi16(k, p) qk_emu_mm512_maskz_loadu_epi16(k, p)
+#undef _mm512_dpbf16_ps
+#define _mm512_dpbf16_ps(acc, a, b) qk_emu_mm512_dpbf16_ps(acc, a, b)
 #undef _mm512_maskz_loadu_ps
 #define _mm512_maskz_loadu_ps(k, p) qk_emu_mm512_maskz_loadu_ps(k, p)
 #undef _mm512_maskz_loadu_epi32
@@ -160,6 +201,11 @@ QK_EMU __m256i qk_emu_mm256_dpbusd_avx_epi32(__m256i src, __m256i a, __m256i b) 
 #define _mm256_maskz_loadu_epi16(k, p) qk_emu_mm256_maskz_loadu_epi16(k, p)
 #undef _mm_maskz_loadu_epi8
 #define _mm_maskz_loadu_epi8(k, p) qk_emu_mm_maskz_loadu_epi8(k, p)
+#undef _mm512_maskz_loadu_epi8
+#define _mm512_maskz_loadu_epi8(k, p) qk_emu_mm512_maskz_loadu_epi8(k, p)
+/* SIMDe 0.7.4 declares this alias with the arity of the masked form. */
+#undef _mm512_madd_epi16
+#define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
 #undef _mm512_mask_storeu_ps
 #define _mm512_mask_storeu_ps(p, k, a) qk_emu_mm512_mask_storeu_ps(p, k, a)
 #undef _mm512_mask_storeu_epi32

@@ -74,4 +74,15 @@ static inline float qk_f16_bits_to_f32(uint16_t h) {
     return qk_bits_f32(bits);
 }
 
+/* fp32 -> bf16 bits, round half to even (subnormals kept, overflow to infinity); NaN keeps its sign and top payload
+ * bits with the quiet bit set. Branch-free on the number path, so loops of it vectorise. */
+static inline uint16_t qk_f32_to_bf16_bits(float f) {
+    const uint32_t x = qk_f32_bits(f);
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x0040u);
+    return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+/* bf16 bits -> fp32, exact. */
+static inline float qk_bf16_bits_to_f32(uint16_t h) { return qk_bits_f32((uint32_t)h << 16); }
+
 #endif /* QK_SCALAR_MATH_H */

@@ -53,6 +53,13 @@ const qk_gemm_config qk_gemm_configs[] = {
 };
 const size_t qk_gemm_config_count = sizeof qk_gemm_configs / sizeof qk_gemm_configs[0];
 
+const qk_half_gemm_config qk_half_gemm_configs[] = {
+#define QK__HALF_GEMM_CONFIG(fn, type, mr, nr, kr, req, flags) {#fn, fn, type, mr, nr, kr, req, flags},
+    QK_HALF_GEMM_VARIANTS(QK__HALF_GEMM_CONFIG)
+#undef QK__HALF_GEMM_CONFIG
+};
+const size_t qk_half_gemm_config_count = sizeof qk_half_gemm_configs / sizeof qk_half_gemm_configs[0];
+
 static void fill_table(qk_kernel_table *t, uint32_t allowed) {
     memset(t, 0, sizeof *t);
 #define QK__PICK(slot, fn, req) \
@@ -66,6 +73,17 @@ static void fill_table(qk_kernel_table *t, uint32_t allowed) {
         const qk_gemm_config *c = &qk_gemm_configs[i];
         if ((c->flags & QK_GEMM_FAST) && (c->required & ~allowed) == 0 && c->nr == t->gemm->nr && c->kr == t->gemm->kr)
             t->gemm_fast = c;
+    }
+    /* Half-precision GEMM: per type the first variant allowed; the fp16-arithmetic one must share its layout. */
+    for (size_t i = 0; i < qk_half_gemm_config_count; i++) {
+        const qk_half_gemm_config *c = &qk_half_gemm_configs[i];
+        if ((c->required & ~allowed) || (c->flags & QK_HALF_FP16_ARITH) || t->half_gemm[c->type]) continue;
+        t->half_gemm[c->type] = c;
+    }
+    for (size_t i = 0; i < qk_half_gemm_config_count && !t->half_gemm_fp16arith; i++) {
+        const qk_half_gemm_config *c = &qk_half_gemm_configs[i], *e = t->half_gemm[QK_HALF_FP16];
+        if ((c->flags & QK_HALF_FP16_ARITH) && !(c->required & ~allowed) && e && c->nr == e->nr && c->kr == e->kr)
+            t->half_gemm_fp16arith = c;
     }
 }
 
