@@ -88,7 +88,7 @@ public final class PackedLinearWeight: @unchecked Sendable {
 }
 
 /// The `[M, K]` view of an input `[..., K]`: M = product of the leading dimensions.
-private func linearRows(_ shape: [Int], inFeatures: Int, operation: String) throws -> Int {
+func linearRows(_ shape: [Int], inFeatures: Int, operation: String) throws -> Int {
     guard let last = shape.last else {
         throw QuantizationError.invalidOperand(operation: operation, reason: "the input must have at least one "
                                                + "dimension [..., \(inFeatures)], got a rank-0 tensor")

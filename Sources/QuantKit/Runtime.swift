@@ -4,9 +4,10 @@
 /// PyTorch: `torch.backends.quantized.engine`, `torch.backends.cpu.get_cpu_capability()`, `torch.get_num_threads()` /
 /// `torch.set_num_threads()`, and the `ATEN_CPU_CAPABILITY` environment variable (here `QUANTKIT_ISA`).
 ///
-/// Results are bit-identical for every ISA level and every thread count. The settings are global; changing them
-/// while other threads run kernels is safe (calls in flight finish with the settings they started with) but affects
-/// those threads' next calls.
+/// Results are bit-identical for every ISA level and every thread count, except `halfPrecisionLinear`, whose fp32
+/// summation order belongs to each ISA level's kernel (levels agree to rounding there; thread counts still give
+/// identical results). The settings are global; changing them while other threads run kernels is safe (calls in
+/// flight finish with the settings they started with) but affects those threads' next calls.
 public enum Runtime {
     /// Every ISA level QuantKit knows, lowest first. PyTorch: the values of `ATEN_CPU_CAPABILITY`.
     public static let knownISAs: [String] = [

@@ -16,6 +16,38 @@ extension Tensor where Scalar == Float {
         }
     }
 
+    /// Rounds every element to the nearest bfloat16 value (round half to even, subnormals kept, NaN stays NaN with
+    /// the quiet bit set) and returns it widened back to fp32, exactly: what `PackedHalfLinearWeight` with
+    /// `.bfloat16` stores, and what its linear layer does to the activations. Values beyond the bfloat16 range
+    /// (above about 3.39e38) become infinity, as in PyTorch.
+    ///
+    /// PyTorch: `x.to(torch.bfloat16).float()` (`x.bfloat16().float()`).
+    ///
+    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
+    /// `Runtime.initialize()`.
+    public func roundedToBFloat16() -> Tensor<Float> {
+        let bits = withUnsafeBufferPointer { x in
+            [UInt16](unsafeUninitializedCapacity: x.count) { buffer, initialized in
+                Kernels.mustSucceed("fp32 to bf16 conversion") {
+                    if x.count > 0 {
+                        try Kernels.convert(count: x.count, input: x.baseAddress!, to: .bfloat16,
+                                            output: buffer.baseAddress!)
+                    }
+                }
+                initialized = x.count
+            }
+        }
+        return Tensor(uninitializedShape: shape, count: count) { y in
+            bits.withUnsafeBytes { raw in
+                Kernels.mustSucceed("bf16 to fp32 conversion") {
+                    if raw.count > 0 {
+                        try Kernels.convert(count: bits.count, bits: raw.baseAddress!, from: .bfloat16, output: y)
+                    }
+                }
+            }
+        }
+    }
+
     /// Quantizes with one scale and zero point:
     /// `q = clamp(zeroPoint + nearbyint(x * (1 / scale)), dtype.range)`, rounding half to even, multiplying by the
     /// float32 reciprocal (not dividing) and adding the zero point after rounding, exactly as PyTorch's x86 engine.

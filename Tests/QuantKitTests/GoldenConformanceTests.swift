@@ -30,6 +30,7 @@ final class GoldenConformanceTests: XCTestCase {
         "quantize_per_channel": runQuantizePerChannel,
         "quantized_linear": runQuantizedLinear,
         "dynamic_quantized_linear": runDynamicQuantizedLinear,
+        "fp16_linear": runFP16Linear,
     ]
 
     // MARK: Loading

@@ -1,8 +1,8 @@
 import QuantKit
 import XCTest
 
-/// Golden runners for linear.json: `quantized_linear` (exact) and `dynamic_quantized_linear` (1e-5 relative +
-/// 1e-6 absolute, the golden README's tolerance).
+/// Golden runners for linear.json: `quantized_linear` (exact), `dynamic_quantized_linear` (1e-5 relative +
+/// 1e-6 absolute) and `fp16_linear` (1e-5 relative + 1e-5 absolute), the golden README's tolerances.
 extension GoldenConformanceTests {
     static func bool(_ goldenCase: GoldenCase, _ key: String) throws -> Bool {
         guard case .bool(let value) = try goldenCase.field(key) else {
@@ -75,5 +75,53 @@ extension GoldenConformanceTests {
         }
         print("golden: dynamic_quantized_linear bit-exact outputs: \(exact) of \(total)")
         XCTAssertEqual(exact, total)
+    }
+
+    /// `fp16_linear`: fp32 weights saturated to ±65504 and rounded to fp16, fp32 activations and accumulation
+    /// (`torch.ops.quantized.linear_dynamic_fp16`). The summation order is the kernel's, so within tolerance only.
+    @Sendable static func runFP16Linear(_ goldenCase: GoldenCase) throws {
+        _ = try fp16LinearResult(goldenCase)
+    }
+
+    /// Runs an fp16 case within tolerance; returns the largest |y - PyTorch| / tolerance over its outputs.
+    static func fp16LinearResult(_ goldenCase: GoldenCase) throws -> Double {
+        let (m, k, n) = (try goldenCase.field("M").int(), try goldenCase.field("K").int(),
+                         try goldenCase.field("N").int())
+        let x = try Tensor(shape: [m, k], scalars: try goldenCase.field("x").floats())
+        let w = try Tensor(shape: [n, k], scalars: try goldenCase.field("w").floats())
+        let relu = goldenCase.fields["relu"] == nil ? false : try bool(goldenCase, "relu")
+        let packed = try PackedHalfLinearWeight(weight: w, bias: try bias(goldenCase), precision: .float16)
+        let y = try halfPrecisionLinear(x, packed, relu: relu).scalars
+        let expected = try goldenCase.field("y").floats()
+        guard y.count == expected.count else {
+            throw Mismatch(description: "\(y.count) outputs, expected \(expected.count)")
+        }
+        var worst = 0.0
+        for i in y.indices {
+            let tolerance = 1e-5 * abs(expected[i]) + 1e-5
+            guard abs(y[i] - expected[i]) <= tolerance else {
+                throw Mismatch(description: "y[\(i)] = \(y[i]), PyTorch \(expected[i]) (tolerance \(tolerance), "
+                               + "kernel \(packed.kernelName))")
+            }
+            worst = max(worst, Double(abs(y[i] - expected[i]) / tolerance))
+        }
+        return worst
+    }
+
+    /// The fp16 cases on every ISA level this CPU runs (summation orders differ between the levels' kernels).
+    func testFP16LinearGoldenOnEverySupportedISA() throws {
+        let cases = try Self.cases().filter { $0.kind == "fp16_linear" }
+        guard !cases.isEmpty else { throw XCTSkip("no fp16_linear cases") }
+        defer { XCTAssertNoThrow(try ISAState.restore()) }
+        for isa in Runtime.supportedISAs {
+            try Runtime.setISA(isa)
+            var worst = 0.0
+            for goldenCase in cases {
+                XCTAssertNoThrow(worst = max(worst, try Self.fp16LinearResult(goldenCase)),
+                                 "\(isa): \(goldenCase.name)")
+            }
+            print("golden: fp16_linear on \(isa): \(cases.count) cases, largest error \(String(format: "%.3f", worst)) "
+                  + "of the tolerance")
+        }
     }
 }

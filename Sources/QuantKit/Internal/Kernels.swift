@@ -240,3 +240,91 @@ struct ChannelView: Equatable {
         inner = shape[(axis + 1)...].reduce(1, *)
     }
 }
+
+// MARK: - half-precision GEMM
+
+extension Kernels {
+    private static func cHalfType(_ precision: HalfPrecision) -> qk_half_type {
+        switch precision {
+        case .float16: return QK_HALF_FP16
+        case .bfloat16: return QK_HALF_BF16
+        }
+    }
+
+    private static func halfFlags(relu: Bool, fp16Arithmetic: Bool) -> UInt32 {
+        (relu ? UInt32(QK_GEMM_RELU) : 0) | (fp16Arithmetic ? UInt32(QK_HALF_GEMM_FP16_ARITHMETIC) : 0)
+    }
+
+    /// Packs fp32 weights `[n, k]` (row-major), rounding them to `precision` (fp16: saturating to +-65504). Returns
+    /// the opaque C handle, owned by the caller (`destroyHalfGEMMWeights`), and how many weights saturated.
+    static func createHalfGEMMWeights(
+        _ precision: HalfPrecision, n: Int, k: Int, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    ) throws(QuantizationError) -> (handle: OpaquePointer, saturated: Int) {
+        var handle: OpaquePointer?
+        var saturated = 0
+        try check(qk_half_gemm_weights_create(cHalfType(precision), n, k, weights, bias, &saturated, &handle))
+        guard let handle else { throw .runtime("qk_half_gemm_weights_create returned no handle") }
+        return (handle, saturated)
+    }
+
+    /// The same from weights already rounded: `weights` holds `n * k` 16-bit patterns of `precision`.
+    static func createHalfGEMMWeights(
+        _ precision: HalfPrecision, n: Int, k: Int, bits weights: UnsafeRawPointer, bias: UnsafePointer<Float>?
+    ) throws(QuantizationError) -> OpaquePointer {
+        var handle: OpaquePointer?
+        try check(qk_half_gemm_weights_create_from_half(cHalfType(precision), n, k,
+                                                        weights.assumingMemoryBound(to: UInt16.self), bias,
+                                                        &handle))
+        guard let handle else { throw .runtime("qk_half_gemm_weights_create_from_half returned no handle") }
+        return handle
+    }
+
+    static func destroyHalfGEMMWeights(_ handle: OpaquePointer) {
+        qk_half_gemm_weights_destroy(handle)
+    }
+
+    static func halfGEMMKernelName(_ handle: OpaquePointer, fp16Arithmetic: Bool) -> String {
+        String(cString: qk_half_gemm_weights_kernel(handle, halfFlags(relu: false, fp16Arithmetic: fp16Arithmetic)))
+    }
+
+    static func halfGEMMPackedBytes(_ handle: OpaquePointer) -> Int {
+        qk_half_gemm_weights_packed_bytes(handle)
+    }
+
+    /// The rounded weights as `n * k` 16-bit patterns into `output`.
+    static func copyHalfGEMMWeights(_ handle: OpaquePointer, to output: UnsafeMutableRawPointer)
+        throws(QuantizationError)
+    {
+        try check(qk_half_gemm_weights_copy_half(handle, output.assumingMemoryBound(to: UInt16.self)))
+    }
+
+    /// `y [m, n] = x [m, k] w^T + bias`; rows are contiguous (stride k / n).
+    static func halfGEMM(
+        _ handle: OpaquePointer, m: Int, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, k: Int, n: Int,
+        relu: Bool, fp16Arithmetic: Bool
+    ) throws(QuantizationError) {
+        try check(qk_half_gemm_f32(handle, m, x, k, y, n, halfFlags(relu: relu, fp16Arithmetic: fp16Arithmetic)))
+    }
+
+    /// `count` fp32 values to 16-bit patterns of `precision` (round half to even; fp16 overflows to infinity).
+    static func convert(count: Int, input: UnsafePointer<Float>, to precision: HalfPrecision,
+                        output: UnsafeMutableRawPointer) throws(QuantizationError)
+    {
+        let bits = output.assumingMemoryBound(to: UInt16.self)
+        switch precision {
+        case .float16: try check(qk_f32_to_f16(count, input, bits))
+        case .bfloat16: try check(qk_f32_to_bf16(count, input, bits))
+        }
+    }
+
+    /// `count` 16-bit patterns of `precision` widened to fp32 (exact).
+    static func convert(count: Int, bits input: UnsafeRawPointer, from precision: HalfPrecision,
+                        output: UnsafeMutablePointer<Float>) throws(QuantizationError)
+    {
+        let bits = input.assumingMemoryBound(to: UInt16.self)
+        switch precision {
+        case .float16: try check(qk_f16_to_f32(count, bits, output))
+        case .bfloat16: try check(qk_bf16_to_f32(count, bits, output))
+        }
+    }
+}
