@@ -7,12 +7,13 @@ import Glibc
 import Darwin
 #endif
 
-/// int8 GEMM (quantized linear layers) against cblas_sgemm on the same shapes, same thread count, same run.
+/// int8 and half-precision (fp16 / bf16 weight) GEMM (linear layers) against cblas_sgemm on the same shapes, same
+/// thread count, same run.
 ///
 /// Every case is one kernel at one shape, y[M, N] = x[M, K] * w[N, K]^T with w stored as PyTorch stores a Linear
-/// weight. The baseline is the fp32 layer the int8 one quantizes: cblas_sgemm(RowMajor, NoTrans, Trans) on the fp32
-/// activations and weights, beta = 0. Weights are packed once, outside the timing, as a model packs them at load.
-/// Throughput counts 2 * M * N * K operations (GOP/s; sgemm: GFLOP/s); speedup = sgemm time / ours.
+/// weight. The baseline is the fp32 layer the int8 / half one replaces: cblas_sgemm(RowMajor, NoTrans, Trans) on the
+/// fp32 activations and weights, beta = 0. Weights are packed once, outside the timing, as a model packs them at load.
+/// Throughput counts 2 * M * N * K operations (int8: GOP/s; half and sgemm: GFLOP/s); speedup = sgemm time / ours.
 enum GemmCases {
     /// The issue's shapes. `quick` marks the subset of `--quick` (run there on 1 thread only).
     static let shapes: [(dims: GemmDims, quick: Bool)] = [
@@ -34,12 +35,17 @@ enum GemmCases {
         case qu8SevenBit = "qu8_gemm_7bit"      // activations <= 127 (reduce_range), QK_GEMM_ACTIVATIONS_7BIT
         case qs8 = "qs8_gemm"                   // int8 activations -> int8 requantized
         case dynamicLinear = "dynamic_linear"   // fp32 -> fp32, activations quantized per call (reduce_range)
+        case f16 = "f16_gemm"                   // fp16 weights, fp32 activations, products and sums
+        case bf16 = "bf16_gemm"                 // bf16 weights and activations (rounded per call), fp32 sums
         // Run only when --filter names them:
         case dynamicLinearPerRow = "dynamic_linear_per_row"     // per-row (per-token) activation qparams
         case dynamicLinearComposed = "dynamic_linear_composed"  // the same from the separate C calls
 
         /// In the default run (and the chart); the others run only when --filter selects them.
         var byDefault: Bool { self != .dynamicLinearPerRow && self != .dynamicLinearComposed }
+
+        /// Integer kernels count GOP/s, floating-point ones GFLOP/s (as sgemm).
+        var unit: Unit { self == .f16 || self == .bf16 ? .gigaflopsPerSecond : .gigaopsPerSecond }
     }
 
     static func shapeName(_ d: GemmDims) -> String { "M=\(d.m) N=\(d.n) K=\(d.k)" }
@@ -50,7 +56,7 @@ enum GemmCases {
         let cache = GemmDataCache()
         return shapes.flatMap { shape in
             Kernel.allCases.map { kernel in
-                BenchmarkCase(kernel: kernel.rawValue, shape: shapeName(shape.dims), unit: .gigaopsPerSecond,
+                BenchmarkCase(kernel: kernel.rawValue, shape: shapeName(shape.dims), unit: kernel.unit,
                               quick: shape.quick ? .singleThread : .skip, onlyWhenFiltered: !kernel.byDefault) { _ in
                     try instance(kernel, cache.data(for: shape.dims))
                 }
@@ -137,6 +143,17 @@ enum GemmCases {
                           "qk_qs8_gemm_f32")
             }
             notes = "composed: minmax+qparams+quantize+gemm_f32; per-tensor w; " + w.kernel(sevenBit: true)
+        case .f16, .bf16:
+            // PyTorch's nnqd.Linear with float16_dynamic_qconfig (linear_dynamic_fp16), and its bf16 analogue. The
+            // bias is applied (sgemm's beta = 0 has none): one add per output, noise next to 2K flops.
+            let w = try d.half(kernel == .f16 ? QK_HALF_FP16 : QK_HALF_BF16)
+            let y = AlignedBuffer<Float>(count: m * n)
+            y.fill { _ in 0 }
+            let x = d.a32
+            run = {
+                try check(qk_half_gemm_f32(w.handle, m, x.pointer, k, y.pointer, n, 0), "qk_half_gemm_f32")
+            }
+            notes = (kernel == .f16 ? "fp16 w, fp32 x; " : "bf16 w and x; ") + w.kernel
         }
         return Instance(shape: shapeName(d.dims), work: ops, run: run,
                         baseline: sgemmBaseline(d), gemm: d.dims, notes: notes)
@@ -195,6 +212,7 @@ final class GemmData {
     let activationsS8: AlignedBuffer<Int8>    // a32 as qint8, symmetric
     private var packedPerChannel: PackedWeights?
     private var packedPerTensor: PackedWeights?
+    private var packedHalf: [UInt32: PackedHalfWeights] = [:]
 
     static let u8Scale: Float = 2.0 / 255, u8ZeroPoint: Int32 = 128
     static let u7Scale: Float = 2.0 / 127, u7ZeroPoint: Int32 = 64
@@ -262,6 +280,14 @@ final class GemmData {
         packedPerTensor = p
         return p
     }
+
+    /// w32 and the bias packed as fp16 (saturating; nothing saturates in [-1, 1)) or bf16.
+    func half(_ type: qk_half_type) throws -> PackedHalfWeights {
+        if let p = packedHalf[type.rawValue] { return p }
+        let p = try PackedHalfWeights(type: type, n: dims.n, k: dims.k, weights: w32.pointer, bias: bias.pointer)
+        packedHalf[type.rawValue] = p
+        return p
+    }
 }
 
 /// An owning qk_qs8_gemm_weights handle.
@@ -284,4 +310,25 @@ final class PackedWeights {
     }
 
     deinit { qk_qs8_gemm_weights_destroy(handle) }
+}
+
+/// An owning qk_half_gemm_weights handle.
+final class PackedHalfWeights {
+    let handle: OpaquePointer
+
+    init(type: qk_half_type, n: Int, k: Int, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?) throws {
+        var out: OpaquePointer?
+        try check(qk_half_gemm_weights_create(type, n, k, weights, bias, nil, &out),
+                  "qk_half_gemm_weights_create(\(type == QK_HALF_FP16 ? "fp16" : "bf16"), \(n), \(k))")
+        guard let out else { throw BenchError(description: "qk_half_gemm_weights_create returned no handle") }
+        handle = out
+    }
+
+    /// The microkernel a run uses, without the "qk_" prefix.
+    var kernel: String {
+        let name = String(cString: qk_half_gemm_weights_kernel(handle, 0))
+        return name.hasPrefix("qk_") ? String(name.dropFirst(3)) : name
+    }
+
+    deinit { qk_half_gemm_weights_destroy(handle) }
 }

@@ -24,8 +24,8 @@ struct TableReporter {
               + "   OPENBLAS_L2_SIZE=\(machine.openblasL2SizeEnv ?? "(unset)")")
         print("timing: median of \(config.repetitions) samples (each >= \(Int(config.minSampleSeconds * 1000)) ms, "
               + "after \(config.warmupCalls) warm-up calls); baseline interleaved, same thread count")
-        print("GEMM: y[M,N] = x[M,K] w[N,K]^T, throughput 2MNK/time (GOP/s; cblas_sgemm GFLOP/s), "
-              + "speedup = sgemm time / ours, weights packed once outside the timing")
+        print("GEMM: y[M,N] = x[M,K] w[N,K]^T, throughput 2MNK/time (int8 GOP/s; fp16, bf16 and cblas_sgemm "
+              + "GFLOP/s), speedup = sgemm time / ours, weights packed once outside the timing")
         print("")
         print(line(columns.map(\.title)))
         print(line(columns.map { String(repeating: "-", count: max($0.width, $0.title.count)) }))
@@ -55,7 +55,7 @@ struct TableReporter {
         gemmSummary(machine: machine, results: results)
     }
 
-    /// The GEMM targets of issue 3 that this run's rows can check.
+    /// The GEMM targets of issues 3 (int8) and 4 (fp16 / bf16) that this run's rows can check.
     private func gemmSummary(machine: MachineInfo, results: [BenchResult]) {
         let gemm = results.filter { $0.gemm != nil && $0.speedup != nil }
         guard !gemm.isEmpty else { return }
@@ -71,6 +71,8 @@ struct TableReporter {
                          + String(format: "%6.2fx  (target >= %.2fx: ", value, goal) + verdict + ")"
                          + (comment.isEmpty ? "" : "  " + comment))
         }
+        let forcedCore = machine.openblasCoretypeEnv.map { "(target is against OpenBLAS at its best; core forced to "
+                                                          + "\($0) here)" } ?? ""
         let vsCore = "vs OpenBLAS \(core)"
         // The 4.2x and 3.6x targets were set on a VNNI CPU (vpdpbusd: 4x the MACs of an fp32 FMA); without VNNI,
         // AVX2's vpmaddubsw + vpmaddwd gives at most about 2x.
@@ -103,9 +105,31 @@ struct TableReporter {
             print("targets of issue 3 that this run measures:")
             lines.forEach { print($0) }
         }
-        if Set(gemm.map(\.isa)) == ["avx2"] {
-            print("note: ISA level avx2 for every GEMM row: on this CPU that is also the forced-AVX2 path "
-                  + "(QUANTKIT_ISA=avx2); the issue compares it with OpenBLAS's Haswell kernel: run with "
+
+        // Issue 4: set on a Zen 5 (AVX-512 with AVX512-BF16), single thread. f16_gemm 1024^3 at 1.05x means the fp32
+        // FMA peak (the same FMAs as sgemm, half the weight bytes); bf16's 1.6x needs vdpbf16ps (2 products per lane
+        // and instruction). Elsewhere the AVX2 kernels run (fp16: vcvtph2ps + vfmadd231ps; bf16: widened to fp32).
+        lines = []
+        func kernelNote(_ r: BenchResult?, needs: String, label: String) -> String {
+            guard let r, !(r.notes ?? "").contains(needs) else { return "" }
+            return "(\(label) target; kernel here: \(r.notes?.split(separator: " ").last.map(String.init) ?? r.isa))"
+        }
+        let f1024 = find("f16_gemm", 1024, 1024, 1024), b1024 = find("bf16_gemm", 1024, 1024, 1024)
+        target("f16_gemm 1024^3, 1 thread, \(vsCore)", f1024?.speedup, 1.05,
+               [kernelNote(f1024, needs: "avx512", label: "an AVX-512"), forcedCore].filter { !$0.isEmpty }
+                .joined(separator: " "))
+        target("f16_gemm M=1 N=K=8192, 1 thread, \(vsCore)", find("f16_gemm", 1, 8192, 8192)?.speedup, 2.0)
+        target("bf16_gemm 1024^3, 1 thread, \(vsCore)", b1024?.speedup, 1.6,
+               [kernelNote(b1024, needs: "avx512bf16", label: "an AVX512-BF16"), forcedCore].filter { !$0.isEmpty }
+                .joined(separator: " "))
+        if !lines.isEmpty {
+            print("targets of issue 4 that this run measures:")
+            lines.forEach { print($0) }
+        }
+        let int8 = gemm.filter { !$0.kernel.hasPrefix("f16") && !$0.kernel.hasPrefix("bf16") }
+        if !int8.isEmpty && Set(int8.map(\.isa)) == ["avx2"] {
+            print("note: ISA level avx2 for every int8 GEMM row: on this CPU that is also the forced-AVX2 path "
+                  + "(QUANTKIT_ISA=avx2); issue 3 compares it with OpenBLAS's Haswell kernel: run with "
                   + "OPENBLAS_CORETYPE=Haswell.")
         }
     }

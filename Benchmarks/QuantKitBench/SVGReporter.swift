@@ -29,8 +29,9 @@ struct SVGReporter: Reporter {
             rows.first { $0.kernel == kernel && $0.gemm == shape }?.speedup
         }
 
-        // Layout (px): title block, plot, x labels, legend, footnotes.
-        let groupWidth = 120.0
+        // Layout (px): title block, plot, x labels, legend, footnotes. Groups widen with the number of bars so that
+        // each bar's value label still fits.
+        let groupWidth = max(120.0, 24.0 * Double(kernels.count))
         let left = 78.0, right = 24.0, top = 92.0, plotHeight = 340.0
         let width = max(1040, left + right + groupWidth * Double(max(shapes.count, 1)))
         let plotWidth = width - left - right
@@ -56,7 +57,12 @@ struct SVGReporter: Reporter {
         add(##"<rect x="0" y="0" width="\##(f(width))" height="\##(f(height))" fill="#ffffff"/>"##)
 
         let threadText = threads == 1 ? "1 thread" : "\(threads) threads"
-        add(text(width / 2, 30, "QuantKit int8 GEMM: speedup over OpenBLAS cblas_sgemm (fp32), \(threadText)",
+        let families = [("int8", kernels.contains { !$0.hasPrefix("f16") && !$0.hasPrefix("bf16") }),
+                        ("fp16", kernels.contains { $0.hasPrefix("f16") }),
+                        ("bf16", kernels.contains { $0.hasPrefix("bf16") })]
+            .filter(\.1).map(\.0).joined(separator: " / ")
+        add(text(width / 2, 30, "QuantKit \(families.isEmpty ? "" : families + " ")GEMM: speedup over OpenBLAS "
+                 + "cblas_sgemm (fp32), \(threadText)",
                  size: 19, weight: "bold", anchor: "middle"))
         add(text(width / 2, 52, "CPU: \(machine.cpu)   ·   QuantKit ISA: \(rows.first?.isa ?? machine.isa)   ·   "
                  + "OpenBLAS core: \(machine.openblasCore)"
@@ -145,9 +151,10 @@ struct SVGReporter: Reporter {
             "qu8_gemm: uint8 activations over the full 8-bit range, uint8 output   ·   "
                 + "qu8_gemm_7bit: uint8 activations <= 127 (reduce_range)   ·   qs8_gemm: int8 activations and output",
             "dynamic_linear: fp32 in and out, activations quantized on every call   ·   "
-                + "QuantKit GOP/s = 2MNK / time   ·   sgemm: y = x wᵀ in fp32, same shape and thread count",
-            "int8 weights are packed once, outside the timing; every row is the median of interleaved samples "
-                + "of QuantKit and sgemm",
+                + "f16_gemm: fp16 weights, fp32 activations and sums   ·   bf16_gemm: bf16 weights and activations, "
+                + "fp32 sums",
+            "sgemm: y = x wᵀ in fp32, same shape and thread count   ·   weights are packed once, outside the timing; "
+                + "every row is the median of interleaved samples of QuantKit and sgemm",
         ]
         for (i, note) in notes.enumerated() {
             add(text(width / 2, legendY + 28 + 16 * Double(i), note, size: 11, anchor: "middle", fill: "#555555"))
