@@ -16,61 +16,11 @@
 #include <arm_neon.h>
 #include <string.h>
 
+#include "f16-gemm/half-gemm-neon-epilogue.h"
+
 #define QK_MR 6
 #define QK_NR 16
 #define QK_KR 2
-
-/* Constant-trip row/column loops must unroll fully for the accumulators to stay in registers. */
-#define QK_UNROLL _Pragma("GCC unroll 16")
-
-/* Unaligned-safe fp32 vector access through bytes (A and C may have any alignment). */
-static inline float32x4_t qk_ld_f32x4(const char *p) { return vreinterpretq_f32_u8(vld1q_u8((const uint8_t *)p)); }
-static inline void qk_st_f32x4(char *p, float32x4_t v) { vst1q_u8((uint8_t *)p, vreinterpretq_u8_f32(v)); }
-
-/* The first n (1..4J) floats at p as J vectors, zero past n, reading only n floats. */
-static inline __attribute__((always_inline)) void qk_load_cols(const size_t J, const char *p, size_t n,
-                                                               float32x4_t *v) {
-    if (n == 4 * J) {
-        QK_UNROLL for (size_t j = 0; j < J; j++) v[j] = qk_ld_f32x4(p + 16 * j);
-        return;
-    }
-    float t[QK_NR] = {0};
-    memcpy(t, p, n * sizeof(float));
-    QK_UNROLL for (size_t j = 0; j < J; j++) v[j] = vld1q_f32(t + 4 * j);
-}
-
-/* Writes the first n (1..4J) floats of the J vectors. */
-static inline __attribute__((always_inline)) void qk_store_cols(const size_t J, char *p, size_t n,
-                                                                const float32x4_t *v) {
-    if (n == 4 * J) {
-        QK_UNROLL for (size_t j = 0; j < J; j++) qk_st_f32x4(p + 16 * j, v[j]);
-        return;
-    }
-    float32x4_t y[4];
-    QK_UNROLL for (size_t j = 0; j < J; j++) y[j] = v[j];
-    if (J == 4 && (n & 8)) {
-        qk_st_f32x4(p, y[0]);
-        qk_st_f32x4(p + 16, y[1]);
-        y[0] = y[2];
-        y[1] = y[3];
-        p += 32;
-    }
-    if (n & 4) {
-        qk_st_f32x4(p, y[0]);
-        y[0] = y[1];
-        p += 16;
-    }
-    float32x2_t lo = vget_low_f32(y[0]);
-    if (n & 2) {
-        vst1_u8((uint8_t *)p, vreinterpret_u8_f32(lo));
-        lo = vget_high_f32(y[0]);
-        p += 8;
-    }
-    if (n & 1) {
-        const float x = vget_lane_f32(lo, 0);
-        memcpy(p, &x, sizeof x);
-    }
-}
 
 /* One k pair: the pass's J weight vectors (4 columns x 2 k each) widened, times lanes l and l + 1 of the fp32 A
  * vectors (FN = vfmaq_laneq_f32 or vfmaq_lane_f32); k into set 0, k + 1 into set S - 1. */
@@ -98,12 +48,7 @@ static inline __attribute__((always_inline)) void qk_pass(
     const uint16_t *w, char *c, size_t c_stride, const float *bias, uint32_t flags) {
     const char *ap[QK_MR];
     float32x4_t acc[2][QK_MR][4];
-    QK_UNROLL for (size_t r = 0; r < R; r++) {
-        ap[r] = a + r * a_stride;
-        QK_UNROLL for (size_t s = 0; s < S; s++)
-            QK_UNROLL for (size_t j = 0; j < J; j++) acc[s][r][j] = vdupq_n_f32(0.0f);
-        if (flags & QK_HALF_UK_ACCUMULATE) qk_load_cols(J, c + r * c_stride, ncols, acc[0][r]);
-    }
+    QK_HALF_NEON_START_TILE();
     const uint32x4_t hi16 = vdupq_n_u32(0xFFFF0000u);
     /* A rows hold whole pairs (zero padded by the driver), so count in pairs */
     size_t k = (kc + 1) & ~(size_t)1;
@@ -126,20 +71,7 @@ static inline __attribute__((always_inline)) void qk_pass(
         QK_STEP(vfmaq_lane_f32, va, 0);
     }
 
-    float32x4_t vb[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-    if (bias) qk_load_cols(J, (const char *)bias, ncols, vb);
-    QK_UNROLL for (size_t r = 0; r < R; r++) {
-        float32x4_t y[4];
-        QK_UNROLL for (size_t j = 0; j < J; j++) {
-            y[j] = acc[0][r][j];
-            if (S == 2) y[j] = vaddq_f32(y[j], acc[1][r][j]);
-            if (bias) y[j] = vaddq_f32(y[j], vb[j]);
-            /* y < 0 ? 0 : y exactly: NaN compares false and stays (as does -0.0) */
-            if (flags & QK_HALF_UK_RELU)
-                y[j] = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y[j]), vcltzq_f32(y[j])));
-        }
-        qk_store_cols(J, c + r * c_stride, ncols, y);
-    }
+    QK_HALF_NEON_STORE_TILE();
 }
 
 /* 5 or 6 rows: columns 0..7, then 8..15 when nc > 8 (second half of each packed group, w + 16). */

@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "f16-gemm/half-gemm-avx2-epilogue.h"
 #include "qk_internal.h"
 #include "qk_kernels.h"
 
@@ -19,66 +20,6 @@
 #define QK_NR 16
 #define QK_ALWAYS_INLINE static inline __attribute__((always_inline))
 #define QK_UNROLL _Pragma("GCC unroll 16")
-
-/* loadu(qk_mask_table + 8 - n): the first n of 8 lanes set. */
-static const int32_t qk_mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-
-QK_TARGET_AVX2 QK_ALWAYS_INLINE __m256i qk_lanes(size_t n) {
-    return _mm256_loadu_si256((const __m256i *)(qk_mask_table + 8 - n));
-}
-
-/* acc[2i], acc[2i+1] = columns 0-7, 8-15 of row i: c (masked to nc columns) or zero. */
-QK_TARGET_AVX2 QK_ALWAYS_INLINE void qk_init(size_t mr, size_t nc, const float *c, size_t c_stride, uint32_t flags,
-                                             __m256 *acc) {
-    if (!(flags & QK_HALF_UK_ACCUMULATE)) {
-        for (size_t i = 0; i < 2 * mr; i++) acc[i] = _mm256_setzero_ps();
-        return;
-    }
-    const size_t n0 = nc < 8 ? nc : 8;
-    const __m256i m0 = qk_lanes(n0), m1 = qk_lanes(nc - n0);
-    for (size_t i = 0; i < mr; i++) {
-        const float *ci = (const float *)((const char *)c + i * c_stride);
-        if (nc == QK_NR) {
-            acc[2 * i] = _mm256_loadu_ps(ci);
-            acc[2 * i + 1] = _mm256_loadu_ps(ci + 8);
-        } else {   /* vmaskmovps never touches masked-out elements */
-            acc[2 * i] = _mm256_maskload_ps(ci, m0);
-            acc[2 * i + 1] = _mm256_maskload_ps(ci + 8, m1);
-        }
-    }
-}
-
-/* + bias, ReLU as max(0, y) with y second (NaN stays NaN), store mr x nc. */
-QK_TARGET_AVX2 QK_ALWAYS_INLINE void qk_store(size_t mr, size_t nc, const __m256 *acc, float *c, size_t c_stride,
-                                              const float *bias, uint32_t flags) {
-    const size_t n0 = nc < 8 ? nc : 8;
-    const __m256i m0 = qk_lanes(n0), m1 = qk_lanes(nc - n0);
-    __m256 b0 = _mm256_setzero_ps(), b1 = b0;
-    if (bias != NULL) {
-        b0 = _mm256_maskload_ps(bias, m0);
-        b1 = _mm256_maskload_ps(bias + 8, m1);
-    }
-    const __m256 zero = _mm256_setzero_ps();
-    for (size_t i = 0; i < mr; i++) {
-        __m256 y0 = acc[2 * i], y1 = acc[2 * i + 1];
-        if (bias != NULL) {
-            y0 = _mm256_add_ps(y0, b0);
-            y1 = _mm256_add_ps(y1, b1);
-        }
-        if (flags & QK_HALF_UK_RELU) {
-            y0 = _mm256_max_ps(zero, y0);
-            y1 = _mm256_max_ps(zero, y1);
-        }
-        float *ci = (float *)((char *)c + i * c_stride);
-        if (nc == QK_NR) {
-            _mm256_storeu_ps(ci, y0);
-            _mm256_storeu_ps(ci + 8, y1);
-        } else {
-            _mm256_maskstore_ps(ci, m0, y0);
-            _mm256_maskstore_ps(ci + 8, m1, y1);
-        }
-    }
-}
 
 /*
  * Rows 1-5: MR rows, k cut into NS contiguous ranges with one accumulator set each (set 0 starts from acc; the last
@@ -236,7 +177,7 @@ QK_TARGET_AVX2 void qk_f16_gemm_ukernel_6x16__avx2(size_t mr, size_t nc, size_t 
                                                    uint32_t flags) {
     __m256 acc[2 * QK_MR];
     if (mr > QK_MR) mr = QK_MR;
-    qk_init(mr, nc, c, c_stride, flags, acc);
+    qk_half_avx2_init(mr, nc, c, c_stride, flags, acc);
     switch (mr) {
     case 0: return;
     case 1: qk_tile1(kc, a, a_stride, w, acc); break;
@@ -246,7 +187,7 @@ QK_TARGET_AVX2 void qk_f16_gemm_ukernel_6x16__avx2(size_t mr, size_t nc, size_t 
     case 5: qk_tile5(kc, a, a_stride, w, acc); break;
     default: qk_tile6(kc, a, a_stride, w, acc); break;
     }
-    qk_store(mr, nc, acc, c, c_stride, bias, flags);
+    qk_half_avx2_store(mr, nc, acc, c, c_stride, bias, flags);
 }
 
 #endif

@@ -13,59 +13,15 @@
 #include <arm_neon.h>
 #include <string.h>
 
+#include "f16-gemm/half-gemm-neon-epilogue.h"
 #include "qk_internal.h"
 
 #define QK_MR 6
 #define QK_NR 16
 
-/* Constant-trip row/column loops must unroll fully for the accumulators to stay in registers. */
-#define QK_UNROLL _Pragma("GCC unroll 16")
-
-/* Unaligned-safe vector access through bytes (A and C may have any alignment). */
-static inline float32x4_t qk_ld_f32x4(const char *p) { return vreinterpretq_f32_u8(vld1q_u8((const uint8_t *)p)); }
-static inline void qk_st_f32x4(char *p, float32x4_t v) { vst1q_u8((uint8_t *)p, vreinterpretq_u8_f32(v)); }
-
-/* The first n (1..16) floats at p as 4 vectors, zero past n, reading only n floats. */
-static inline void qk_load_cols(const char *p, size_t n, float32x4_t *v) {
-    if (n == QK_NR) {
-        QK_UNROLL for (size_t j = 0; j < 4; j++) v[j] = qk_ld_f32x4(p + 16 * j);
-        return;
-    }
-    float t[QK_NR] = {0};
-    memcpy(t, p, n * sizeof(float));
-    QK_UNROLL for (size_t j = 0; j < 4; j++) v[j] = vld1q_f32(t + 4 * j);
-}
-
-/* Writes the first n (1..16) floats of the 4 vectors. */
-static inline void qk_store_cols(char *p, size_t n, const float32x4_t *v) {
-    if (n == QK_NR) {
-        QK_UNROLL for (size_t j = 0; j < 4; j++) qk_st_f32x4(p + 16 * j, v[j]);
-        return;
-    }
-    float32x4_t y0 = v[0], y1 = v[1], y2 = v[2], y3 = v[3];
-    if (n & 8) {
-        qk_st_f32x4(p, y0);
-        qk_st_f32x4(p + 16, y1);
-        y0 = y2;
-        y1 = y3;
-        p += 32;
-    }
-    if (n & 4) {
-        qk_st_f32x4(p, y0);
-        y0 = y1;
-        p += 16;
-    }
-    float32x2_t lo = vget_low_f32(y0);
-    if (n & 2) {
-        vst1_u8((uint8_t *)p, vreinterpret_u8_f32(lo));
-        lo = vget_high_f32(y0);
-        p += 8;
-    }
-    if (n & 1) {
-        const float x = vget_lane_f32(lo, 0);
-        memcpy(p, &x, sizeof x);
-    }
-}
+/* The 16-column (4-vector) forms, plain inline as this kernel always had them (GCC 12 inlines them late). */
+static inline void qk_load_cols(const char *p, size_t n, float32x4_t *v) { qk_half_neon_load_cols(4, p, n, v); }
+static inline void qk_store_cols(char *p, size_t n, const float32x4_t *v) { qk_half_neon_store_cols(4, p, n, v); }
 
 /*
  * FMLA (by element), fp16. GCC 12 expands vfmaq_laneq_f16 as a DUP of the lane plus a vector FMLA and, as the DUP
@@ -183,12 +139,7 @@ QK_TARGET_NEON_FP16 static inline __attribute__((always_inline)) void qk_body(co
             qk_load_cols(c + r * c_stride, nc, vc);
             QK_UNROLL for (size_t j = 0; j < 4; j++) y[j] = vaddq_f32(vc[j], y[j]);
         }
-        QK_UNROLL for (size_t j = 0; j < 4; j++) {
-            if (bias) y[j] = vaddq_f32(y[j], vb[j]);
-            /* y < 0 ? 0 : y exactly: NaN compares false and stays (as does -0.0) */
-            if (flags & QK_HALF_UK_RELU)
-                y[j] = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y[j]), vcltzq_f32(y[j])));
-        }
+        QK_UNROLL for (size_t j = 0; j < 4; j++) QK_HALF_NEON_OUTPUT(y[j], vb[j], bias, flags);
         qk_store_cols(c + r * c_stride, nc, y);
     }
 }
