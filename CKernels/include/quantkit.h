@@ -247,6 +247,96 @@ qk_status qk_dynamic_qparams(float min, float max, uint32_t flags, float *scale,
 qk_status qk_dynamic_linear_f32(const qk_qs8_gemm_weights *weights, size_t m, const float *x, size_t x_stride,
                                 float *y, size_t y_stride, uint32_t flags);
 
+/* ---------------------------------------------------------------------------------------------- convolution */
+
+/*
+ * 2D convolution geometry. Tensors are NHWC (channels last) and dense: element (n, h, w, c) of an [N, H, W, C]
+ * tensor is at ((n * H + h) * W + w) * C + c. Each output dimension is
+ *   out = (in + pad_before + pad_after - dilation * (kernel - 1) - 1) / stride + 1
+ * and output (oy, ox) reads input rows iy = oy * stride_h - pad_top + ky * dilation_h (columns likewise); taps that
+ * fall in the padding read the input zero point (quantized) or 0 (fp32). kernel, stride and dilation must be >= 1,
+ * in_h and in_w >= 1, and the dilated kernel must fit in the padded input; batch may be 0 (nothing to do).
+ */
+typedef struct qk_conv2d_geometry {
+    size_t batch, in_h, in_w;
+    size_t kernel_h, kernel_w;
+    size_t stride_h, stride_w;
+    size_t dilation_h, dilation_w;
+    size_t pad_top, pad_left, pad_bottom, pad_right;
+} qk_conv2d_geometry;
+
+/* Output height and width of a geometry; fails (QK_ERROR_INVALID_ARGUMENT / QK_ERROR_OVERFLOW) when it is invalid. */
+qk_status qk_conv2d_output_size(const qk_conv2d_geometry *geometry, size_t *out_h, size_t *out_w);
+
+enum {
+    QK_CONV_RELU = QK_GEMM_RELU,   /* the same bit: either name may be passed */
+};
+
+/*
+ * Depthwise quantized convolution, PyTorch's quantized::conv2d with groups == in_channels on x86 (FBGEMM):
+ * x [batch, in_h, in_w, channels] quint8 -> y [batch, out_h, out_w, channels * depth_multiplier] quint8, where
+ * output channel o = c * depth_multiplier + j reads input channel c (PyTorch's group order), and
+ *   raw[o] = sum_{ky, kx} (x[n][iy][ix][c] - x_zero_point) * (w[o][ky][kx] - zw[o])     exact, in int32
+ * followed by the output stage of qk_qs8_gemm_q8 bit for bit: act_w_scale = x_scale * w_scale[o], multiplier =
+ * act_w_scale / y_scale, bias term per tensor bias[o] * (float)(1.0 / (double)act_w_scale) or per channel
+ * bias[o] / act_w_scale (float), y = clamp(nearbyint(((float)raw + bias_term) * multiplier) + y_zero_point, lo, 255),
+ * lo = 0 or y_zero_point with QK_CONV_RELU, no FMA. Results are the same on every ISA level and thread count.
+ * A depth multiplier > 1 costs a per-call copy of the input widened to channels * depth_multiplier.
+ */
+typedef struct qk_qs8_dwconv_weights qk_qs8_dwconv_weights;
+
+/*
+ * Packs int8 weights in PyTorch's order [channels * depth_multiplier, 1, kernel_h, kernel_w] (row-major) once, for
+ * every kernel this CPU can run. scales (finite, > 0) and zero_points (in [-128, 127]; NULL means all 0, symmetric)
+ * have 1 entry per tensor or channels * depth_multiplier per channel; bias (fp32, one per output channel) may be
+ * NULL. The handle is immutable and may be shared by threads.
+ */
+qk_status qk_qs8_dwconv_weights_create(size_t channels, size_t depth_multiplier, size_t kernel_h, size_t kernel_w,
+                                       const int8_t *weights, qk_qscheme qscheme, const float *scales,
+                                       const int32_t *zero_points, const float *bias, qk_qs8_dwconv_weights **out);
+void qk_qs8_dwconv_weights_destroy(qk_qs8_dwconv_weights *weights);   /* NULL is a no-op */
+
+size_t qk_qs8_dwconv_weights_channels(const qk_qs8_dwconv_weights *weights);           /* input channels; 0 for NULL */
+size_t qk_qs8_dwconv_weights_depth_multiplier(const qk_qs8_dwconv_weights *weights);
+size_t qk_qs8_dwconv_weights_kernel_h(const qk_qs8_dwconv_weights *weights);
+size_t qk_qs8_dwconv_weights_kernel_w(const qk_qs8_dwconv_weights *weights);
+size_t qk_qs8_dwconv_weights_packed_bytes(const qk_qs8_dwconv_weights *weights);
+/* Name of the microkernel a run would use now ("qk_qu8_dwconv_ukernel_9p32c__avx2", ...); "none" for NULL or when
+ * the runtime failed to initialise. */
+const char *qk_qs8_dwconv_weights_kernel(const qk_qs8_dwconv_weights *weights);
+
+/* x and y NHWC as above (any alignment); geometry's kernel size must be the handle's. x_scale, y_scale finite > 0,
+ * zero points in [0, 255]. flags: QK_CONV_RELU. */
+qk_status qk_qs8_dwconv_q8(const qk_qs8_dwconv_weights *weights, const qk_conv2d_geometry *geometry,
+                           const uint8_t *x, float x_scale, int32_t x_zero_point, uint8_t *y, float y_scale,
+                           int32_t y_zero_point, uint32_t flags);
+
+/*
+ * fp32 depthwise convolution (float models, QAT): the same layout and channel order,
+ *   y[o] = bias[o] + sum_{ky, kx} x[n][iy][ix][c] * w[o][ky][kx]      (padded taps add 0 * w)
+ * then y < 0 ? 0 : y with QK_CONV_RELU (NaN stays NaN). fp32 products and accumulation; the order of the additions
+ * and the use of FMA are the kernel's, so ISA levels agree to rounding, |y - exact| <= (taps + 2) * 2^-23 *
+ * (sum |x w| + |bias|), not bit for bit; for one kernel the results do not depend on the thread count.
+ */
+typedef struct qk_f32_dwconv_weights qk_f32_dwconv_weights;
+
+/* weights [channels * depth_multiplier, 1, kernel_h, kernel_w] fp32 (PyTorch's order); bias one per output channel
+ * or NULL. */
+qk_status qk_f32_dwconv_weights_create(size_t channels, size_t depth_multiplier, size_t kernel_h, size_t kernel_w,
+                                       const float *weights, const float *bias, qk_f32_dwconv_weights **out);
+void qk_f32_dwconv_weights_destroy(qk_f32_dwconv_weights *weights);   /* NULL is a no-op */
+
+size_t qk_f32_dwconv_weights_channels(const qk_f32_dwconv_weights *weights);           /* input channels; 0 for NULL */
+size_t qk_f32_dwconv_weights_depth_multiplier(const qk_f32_dwconv_weights *weights);
+size_t qk_f32_dwconv_weights_kernel_h(const qk_f32_dwconv_weights *weights);
+size_t qk_f32_dwconv_weights_kernel_w(const qk_f32_dwconv_weights *weights);
+size_t qk_f32_dwconv_weights_packed_bytes(const qk_f32_dwconv_weights *weights);
+const char *qk_f32_dwconv_weights_kernel(const qk_f32_dwconv_weights *weights);
+
+/* flags: QK_CONV_RELU. */
+qk_status qk_f32_dwconv(const qk_f32_dwconv_weights *weights, const qk_conv2d_geometry *geometry, const float *x,
+                        float *y, uint32_t flags);
+
 /* ---------------------------------------------------------------------------------------------- half-precision GEMM */
 
 /*

@@ -290,6 +290,113 @@ typedef struct qk_half_gemm_config {
 QK_HALF_GEMM_VARIANTS(QK__DECLARE_HALF_GEMM)
 #undef QK__DECLARE_HALF_GEMM
 
+/* ------------------------------------------------------------------------------------------- depthwise convolution */
+
+/*
+ * Depthwise convolution microkernels, XNNPACK's unipass design: one call computes output_width pixels of `channels`
+ * channels (NHWC, output pixel p at output + p * channels). Indirection: pixel p reads tap t (t < taps) from the row
+ * a = input[p * input_stride + t]; a pointer equal to `zero` (the padding row) is used as it is, any other gets
+ * input_offset BYTES added (so one indirection row serves every batch image and interior output row). Taps are
+ * column-major, t = kx * kernel_h + ky, so that neighbouring pixels share pointers. Each row is read for exactly
+ * `channels` elements (never past them), any alignment.
+ *
+ * Per-channel arrays (packed weights, params) hold Cp = round_up(channels, QK_DW_CPAD) entries, zero padded, so
+ * kernels may load whole vectors of them.
+ *
+ * quint8 (u8 activations x int8 weights, exact):
+ *   acc[c] = comp[c] + sum_t row_t[c] * w'[t][c]    (mod 2^32), w' = w - zw as int16 (in [-255, 255])
+ *   y[c]   = clamp(nearbyint(((float)acc + bias_term[c]) * multiplier[c]) + out_zero_point, out_min, out_max)
+ *            (qk_round_clamp_small: clamp in float first, NaN -> out_min, no FMA)
+ * Weight layouts (the variant's `layout`):
+ *   QK_DW_LAYOUT_C      int16 w'[t][Cp]; params in channel order.
+ *   QK_DW_LAYOUT_PAIRS  per tile of ct channels (ct = 32 or 64; tile i at i * ceil(taps / 2) * ct * 4 bytes):
+ *                       ceil(taps / 2) groups of 4 vectors of ct / 4 int32 words; word (g, v, e) holds
+ *                       (uint16)w'[2g][ch] | (uint16)w'[2g + 1][ch] << 16 (0 past taps) for the channel
+ *                       ch = 16 * (e / 4) + 4 * v + e % 4 of the tile: what vpunpck{l,h}bw of two taps' rows
+ *                       and then of each half with zero produce per 128-bit lane, ready for vpmaddwd. The params
+ *                       are permuted alike: entry tile * ct + v * ct / 4 + e belongs to that channel.
+ * fp32 (layout C only): weights = bias[Cp] then w[t][Cp]; y[c] = bias[c] + sum_t row_t[c] * w[t][c] (order and FMA
+ * are the kernel's), then y < 0 ? 0 : y when relu (NaN stays NaN).
+ */
+#define QK_DW_CPAD 64
+enum { QK_DW_LAYOUT_C = 0, QK_DW_LAYOUT_PAIRS = 1 };
+
+typedef struct qk_dwconv_qparams {
+    const int32_t *comp;            /* -x_zero_point * sum_t w'[t][c] (mod 2^32) */
+    const float *bias_term, *multiplier;
+    int32_t out_zero_point, out_min, out_max;
+} qk_dwconv_qparams;
+
+typedef void qk_qu8_dwconv_ukernel_fn(size_t channels, size_t output_width, size_t taps, const uint8_t **input,
+                                      size_t input_stride, size_t input_offset, const uint8_t *zero,
+                                      const void *weights, uint8_t *output, const qk_dwconv_qparams *params);
+typedef void qk_f32_dwconv_ukernel_fn(size_t channels, size_t output_width, size_t taps, const float **input,
+                                      size_t input_stride, size_t input_offset, const float *zero,
+                                      const float *weights, float *output, int relu);
+
+typedef struct qk_qu8_dwconv_config {
+    const char *name;
+    qk_qu8_dwconv_ukernel_fn *fn;
+    uint32_t taps;       /* the only tap count it handles (9: the 3x3 fast path), or 0 for any */
+    uint32_t layout, ct; /* weight layout and channel tile */
+    uint32_t required;   /* QK_FEATURE_* the kernel needs */
+} qk_qu8_dwconv_config;
+
+typedef struct qk_f32_dwconv_config {
+    const char *name;
+    qk_f32_dwconv_ukernel_fn *fn;
+    uint32_t taps;       /* 9, or 0 for any */
+    uint32_t ct;
+    uint32_t required;
+} qk_f32_dwconv_config;
+
+/*
+ * X(function, taps, layout, channel tile, required features) and X(function, taps, channel tile, required), best
+ * first. Dispatch takes, per level, the first allowed variant for 9 taps (taps 9 or 0) and for any tap count (taps
+ * 0). Files: kernels/qu8-dwconv/qu8-dwconv-<taps>p<ct>c-<isa>.c ("kp": any taps), likewise f32-dwconv.
+ */
+#define QK_QU8_DWCONV_VARIANTS_SCALAR(X) X(qk_qu8_dwconv_ukernel_kp1c__scalar, 0, QK_DW_LAYOUT_C, 1, QK_REQ_SCALAR)
+#define QK_F32_DWCONV_VARIANTS_SCALAR(X) X(qk_f32_dwconv_ukernel_kp1c__scalar, 0, 1, QK_REQ_SCALAR)
+#if defined(__x86_64__) || defined(_M_X64)
+#define QK_QU8_DWCONV_VARIANTS_AVX512(X)                                                                         \
+    X(qk_qu8_dwconv_ukernel_9p64c__avx512vnni, 9, QK_DW_LAYOUT_PAIRS, 64, QK_REQ_AVX512 | QK_FEATURE_AVX512VNNI) \
+    X(qk_qu8_dwconv_ukernel_kp64c__avx512vnni, 0, QK_DW_LAYOUT_PAIRS, 64, QK_REQ_AVX512 | QK_FEATURE_AVX512VNNI) \
+    X(qk_qu8_dwconv_ukernel_9p64c__avx512, 9, QK_DW_LAYOUT_PAIRS, 64, QK_REQ_AVX512)                             \
+    X(qk_qu8_dwconv_ukernel_kp64c__avx512, 0, QK_DW_LAYOUT_PAIRS, 64, QK_REQ_AVX512)
+#define QK_QU8_DWCONV_VARIANTS_AVX2(X)                                                      \
+    X(qk_qu8_dwconv_ukernel_9p32c__avx2, 9, QK_DW_LAYOUT_PAIRS, 32, QK_REQ_AVX2)            \
+    X(qk_qu8_dwconv_ukernel_kp32c__avx2, 0, QK_DW_LAYOUT_PAIRS, 32, QK_REQ_AVX2)
+#define QK_F32_DWCONV_VARIANTS_AVX512(X)                                 \
+    X(qk_f32_dwconv_ukernel_9p32c__avx512, 9, 32, QK_REQ_AVX512)         \
+    X(qk_f32_dwconv_ukernel_kp32c__avx512, 0, 32, QK_REQ_AVX512)
+#define QK_F32_DWCONV_VARIANTS_AVX2(X)                                   \
+    X(qk_f32_dwconv_ukernel_9p16c__avx2, 9, 16, QK_REQ_AVX2)             \
+    X(qk_f32_dwconv_ukernel_kp16c__avx2, 0, 16, QK_REQ_AVX2)
+#define QK_QU8_DWCONV_VARIANTS(X) \
+    QK_QU8_DWCONV_VARIANTS_AVX512(X) QK_QU8_DWCONV_VARIANTS_AVX2(X) QK_QU8_DWCONV_VARIANTS_SCALAR(X)
+#define QK_F32_DWCONV_VARIANTS(X) \
+    QK_F32_DWCONV_VARIANTS_AVX512(X) QK_F32_DWCONV_VARIANTS_AVX2(X) QK_F32_DWCONV_VARIANTS_SCALAR(X)
+#elif defined(__aarch64__)
+#define QK_QU8_DWCONV_VARIANTS_NEON(X)                                                   \
+    X(qk_qu8_dwconv_ukernel_9p16c__neon, 9, QK_DW_LAYOUT_C, 16, QK_REQ_NEON)             \
+    X(qk_qu8_dwconv_ukernel_kp16c__neon, 0, QK_DW_LAYOUT_C, 16, QK_REQ_NEON)
+#define QK_F32_DWCONV_VARIANTS_NEON(X)                                   \
+    X(qk_f32_dwconv_ukernel_9p8c__neon, 9, 8, QK_REQ_NEON)               \
+    X(qk_f32_dwconv_ukernel_kp8c__neon, 0, 8, QK_REQ_NEON)
+#define QK_QU8_DWCONV_VARIANTS(X) QK_QU8_DWCONV_VARIANTS_NEON(X) QK_QU8_DWCONV_VARIANTS_SCALAR(X)
+#define QK_F32_DWCONV_VARIANTS(X) QK_F32_DWCONV_VARIANTS_NEON(X) QK_F32_DWCONV_VARIANTS_SCALAR(X)
+#else
+#define QK_QU8_DWCONV_VARIANTS(X) QK_QU8_DWCONV_VARIANTS_SCALAR(X)
+#define QK_F32_DWCONV_VARIANTS(X) QK_F32_DWCONV_VARIANTS_SCALAR(X)
+#endif
+
+#define QK__DECLARE_QU8_DWCONV(fn, taps, layout, ct, req) qk_qu8_dwconv_ukernel_fn fn;
+QK_QU8_DWCONV_VARIANTS(QK__DECLARE_QU8_DWCONV)
+#undef QK__DECLARE_QU8_DWCONV
+#define QK__DECLARE_F32_DWCONV(fn, taps, ct, req) qk_f32_dwconv_ukernel_fn fn;
+QK_F32_DWCONV_VARIANTS(QK__DECLARE_F32_DWCONV)
+#undef QK__DECLARE_F32_DWCONV
+
 /* The dispatch table: one pointer per slot, filled once per ISA level and then read-only. */
 typedef struct qk_kernel_table {
 #define QK__TABLE_FIELD(slot) qk_##slot##_fn *slot;
@@ -299,6 +406,8 @@ typedef struct qk_kernel_table {
     const qk_gemm_config *gemm_fast;   /* best fast GEMM with gemm's layout, or NULL */
     const qk_half_gemm_config *half_gemm[2];        /* per qk_half_type: best variant (never NULL) */
     const qk_half_gemm_config *half_gemm_fp16arith; /* fp16-arithmetic variant with half_gemm[FP16]'s layout, or NULL */
+    const qk_qu8_dwconv_config *qu8_dwconv[2];   /* depthwise, best of the level: [0] any taps, [1] 9 taps */
+    const qk_f32_dwconv_config *f32_dwconv[2];
 } qk_kernel_table;
 
 /* Every GEMM variant of QK_GEMM_VARIANTS, in list order. */
@@ -307,6 +416,11 @@ extern const size_t qk_gemm_config_count;
 /* Every variant of QK_HALF_GEMM_VARIANTS, in list order. */
 extern const qk_half_gemm_config qk_half_gemm_configs[];
 extern const size_t qk_half_gemm_config_count;
+/* Every depthwise variant of QK_QU8_DWCONV_VARIANTS / QK_F32_DWCONV_VARIANTS, in list order. */
+extern const qk_qu8_dwconv_config qk_qu8_dwconv_configs[];
+extern const size_t qk_qu8_dwconv_config_count;
+extern const qk_f32_dwconv_config qk_f32_dwconv_configs[];
+extern const size_t qk_f32_dwconv_config_count;
 
 /* The table of the selected ISA level, initialising it on first use; NULL if QUANTKIT_ISA was invalid (the
  * thread's last error message then says why). */

@@ -60,6 +60,20 @@ const qk_half_gemm_config qk_half_gemm_configs[] = {
 };
 const size_t qk_half_gemm_config_count = sizeof qk_half_gemm_configs / sizeof qk_half_gemm_configs[0];
 
+const qk_qu8_dwconv_config qk_qu8_dwconv_configs[] = {
+#define QK__QU8_DWCONV_CONFIG(fn, taps, layout, ct, req) {#fn, fn, taps, layout, ct, req},
+    QK_QU8_DWCONV_VARIANTS(QK__QU8_DWCONV_CONFIG)
+#undef QK__QU8_DWCONV_CONFIG
+};
+const size_t qk_qu8_dwconv_config_count = sizeof qk_qu8_dwconv_configs / sizeof qk_qu8_dwconv_configs[0];
+
+const qk_f32_dwconv_config qk_f32_dwconv_configs[] = {
+#define QK__F32_DWCONV_CONFIG(fn, taps, ct, req) {#fn, fn, taps, ct, req},
+    QK_F32_DWCONV_VARIANTS(QK__F32_DWCONV_CONFIG)
+#undef QK__F32_DWCONV_CONFIG
+};
+const size_t qk_f32_dwconv_config_count = sizeof qk_f32_dwconv_configs / sizeof qk_f32_dwconv_configs[0];
+
 static void fill_table(qk_kernel_table *t, uint32_t allowed) {
     memset(t, 0, sizeof *t);
 #define QK__PICK(slot, fn, req) \
@@ -84,6 +98,19 @@ static void fill_table(qk_kernel_table *t, uint32_t allowed) {
         const qk_half_gemm_config *c = &qk_half_gemm_configs[i], *e = t->half_gemm[QK_HALF_FP16];
         if ((c->flags & QK_HALF_FP16_ARITH) && !(c->required & ~allowed) && e && c->nr == e->nr && c->kr == e->kr)
             t->half_gemm_fp16arith = c;
+    }
+    /* Depthwise: the first variant allowed for any tap count, and for 9 taps (a 9-tap one or a general one). */
+    for (size_t i = 0; i < qk_qu8_dwconv_config_count; i++) {
+        const qk_qu8_dwconv_config *c = &qk_qu8_dwconv_configs[i];
+        if (c->required & ~allowed) continue;
+        if (!t->qu8_dwconv[0] && c->taps == 0) t->qu8_dwconv[0] = c;
+        if (!t->qu8_dwconv[1] && (c->taps == 0 || c->taps == 9)) t->qu8_dwconv[1] = c;
+    }
+    for (size_t i = 0; i < qk_f32_dwconv_config_count; i++) {
+        const qk_f32_dwconv_config *c = &qk_f32_dwconv_configs[i];
+        if (c->required & ~allowed) continue;
+        if (!t->f32_dwconv[0] && c->taps == 0) t->f32_dwconv[0] = c;
+        if (!t->f32_dwconv[1] && (c->taps == 0 || c->taps == 9)) t->f32_dwconv[1] = c;
     }
 }
 

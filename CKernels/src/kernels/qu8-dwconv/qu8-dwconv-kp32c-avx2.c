@@ -1,0 +1,11 @@
+/* AVX2 u8 x s8 depthwise convolution, any tap count, 32 channels per step (qu8-dwconv-avx2.h). */
+#include "qu8-dwconv-avx2.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+QK_TARGET_AVX2 void qk_qu8_dwconv_ukernel_kp32c__avx2(size_t channels, size_t output_width, size_t taps,
+                                                      const uint8_t **input, size_t input_stride, size_t input_offset,
+                                                      const uint8_t *zero, const void *weights, uint8_t *output,
+                                                      const qk_dwconv_qparams *params) {
+    qk_dw_avx2(taps, 0, channels, output_width, input, input_stride, input_offset, zero, weights, output, params);
+}
+#endif

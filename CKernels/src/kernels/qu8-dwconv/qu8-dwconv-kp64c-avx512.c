@@ -1,0 +1,14 @@
+/* AVX-512 (vpmaddwd + vpaddd) u8 x s8 depthwise convolution, any tap count,
+ * 64 channels per step: qu8-dwconv-avx512.h. */
+#define QK_DW_VNNI 0
+#define QK_DW_TARGET QK_TARGET_AVX512
+#include "qu8-dwconv-avx512.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+QK_DW_TARGET void qk_qu8_dwconv_ukernel_kp64c__avx512(size_t channels, size_t output_width, size_t taps,
+                                   const uint8_t **input, size_t input_stride, size_t input_offset,
+                                   const uint8_t *zero, const void *weights, uint8_t *output,
+                                   const qk_dwconv_qparams *params) {
+    qk_dw512(taps, 0, channels, output_width, input, input_stride, input_offset, zero, weights, output, params);
+}
+#endif
