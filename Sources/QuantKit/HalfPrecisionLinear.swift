@@ -133,6 +133,10 @@ public final class PackedHalfLinearWeight: @unchecked Sendable {
                     if count > 0 {
                         try Kernels.convert(count: count, bits: raw.baseAddress!, from: precision, output: y)
                     }
+                } fallback: {
+                    if count > 0 {
+                        ScalarFallback.convert(count: count, bits: raw.baseAddress!, from: precision, output: y)
+                    }
                 }
             }
         }

@@ -170,23 +170,32 @@ public struct QuantizedTensor: Sendable {
     ///
     /// PyTorch: `t.dequantize()` / `torch.dequantize(t)`.
     ///
-    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
-    /// `Runtime.initialize()`.
+    /// If the runtime is unusable (an invalid `QUANTKIT_ISA`; see `Runtime.initialize()`), this falls back to a
+    /// portable implementation with identical results instead of failing.
     public func dequantized() -> Tensor<Float> {
         let dtype = self.dtype, shape = self.shape
         return values.withUnsafeRawPointer { q, count in
             Tensor<Float>(uninitializedShape: shape, count: count) { y in
-                Kernels.mustSucceed("dequantize") {
-                    guard let axis else {
-                        return try Kernels.dequantizePerTensor(dtype, count: count, input: q, output: y,
-                                                               scale: scales[0], zeroPoint: Int32(zeroPoints[0]))
+                guard let axis else {
+                    let scale = scales[0], zeroPoint = Int32(zeroPoints[0])
+                    return Kernels.mustSucceed("dequantize") {
+                        try Kernels.dequantizePerTensor(dtype, count: count, input: q, output: y, scale: scale,
+                                                        zeroPoint: zeroPoint)
+                    } fallback: {
+                        ScalarFallback.dequantizePerTensor(dtype, count: count, input: q, output: y, scale: scale,
+                                                           zeroPoint: zeroPoint)
                     }
-                    let view = ChannelView(shape: shape, axis: axis)
-                    let zeroPoints32 = zeroPoints.map { Int32($0) }
-                    try scales.withUnsafeBufferPointer { s in
-                        try zeroPoints32.withUnsafeBufferPointer { z in
+                }
+                let view = ChannelView(shape: shape, axis: axis)
+                let zeroPoints32 = zeroPoints.map { Int32($0) }
+                scales.withUnsafeBufferPointer { s in
+                    zeroPoints32.withUnsafeBufferPointer { z in
+                        Kernels.mustSucceed("dequantize") {
                             try Kernels.dequantizePerChannel(dtype, view: view, input: q, output: y,
                                                              scales: s.baseAddress, zeroPoints: z.baseAddress)
+                        } fallback: {
+                            ScalarFallback.dequantizePerChannel(dtype, view: view, input: q, output: y,
+                                                                scales: s.baseAddress, zeroPoints: z.baseAddress)
                         }
                     }
                 }

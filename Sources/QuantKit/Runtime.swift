@@ -89,8 +89,8 @@ public enum Runtime {
 
     /// Initialises the kernel runtime now (otherwise the first kernel call does), honouring `QUANTKIT_ISA`.
     /// Idempotent and thread-safe. Call it at start-up to turn a bad `QUANTKIT_ISA` into an error: after such a
-    /// failure, throwing operations throw `.runtime` and non-throwing ones (e.g. `dequantized()`) stop with a
-    /// precondition failure, until `setISA(_:)` succeeds.
+    /// failure, throwing operations throw `.runtime` and non-throwing ones (e.g. `dequantized()`) fall back to a
+    /// portable implementation with identical results, until `setISA(_:)` succeeds.
     ///
     /// PyTorch: happens implicitly at import.
     /// - Throws: `QuantizationError.runtime` naming the problem when `QUANTKIT_ISA` is unknown or unsupported.

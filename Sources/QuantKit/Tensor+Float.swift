@@ -6,12 +6,14 @@ extension Tensor where Scalar == Float {
     /// PyTorch: `torch.aminmax(x)` as the observers use it, except that PyTorch propagates NaN and rejects empty
     /// tensors.
     ///
-    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
-    /// `Runtime.initialize()`.
+    /// If the runtime is unusable (an invalid `QUANTKIT_ISA`; see `Runtime.initialize()`), this falls back to a
+    /// portable implementation with identical results instead of failing.
     public func minMax(finiteOnly: Bool = false) -> (min: Float, max: Float) {
         withUnsafeBufferPointer { x in
             Kernels.mustSucceed("min/max") {
                 try Kernels.minMax(count: x.count, input: x.baseAddress!, finiteOnly: finiteOnly)
+            } fallback: {
+                ScalarFallback.minMax(count: x.count, input: x.baseAddress!, finiteOnly: finiteOnly)
             }
         }
     }
@@ -23,8 +25,8 @@ extension Tensor where Scalar == Float {
     ///
     /// PyTorch: `x.to(torch.bfloat16).float()` (`x.bfloat16().float()`).
     ///
-    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
-    /// `Runtime.initialize()`.
+    /// If the runtime is unusable (an invalid `QUANTKIT_ISA`; see `Runtime.initialize()`), this falls back to a
+    /// portable implementation with identical results instead of failing.
     public func roundedToBFloat16() -> Tensor<Float> {
         let bits = withUnsafeBufferPointer { x in
             [UInt16](unsafeUninitializedCapacity: x.count) { buffer, initialized in
@@ -32,6 +34,11 @@ extension Tensor where Scalar == Float {
                     if x.count > 0 {
                         try Kernels.convert(count: x.count, input: x.baseAddress!, to: .bfloat16,
                                             output: buffer.baseAddress!)
+                    }
+                } fallback: {
+                    if x.count > 0 {
+                        ScalarFallback.convert(count: x.count, input: x.baseAddress!, to: .bfloat16,
+                                               output: buffer.baseAddress!)
                     }
                 }
                 initialized = x.count
@@ -42,6 +49,10 @@ extension Tensor where Scalar == Float {
                 Kernels.mustSucceed("bf16 to fp32 conversion") {
                     if raw.count > 0 {
                         try Kernels.convert(count: bits.count, bits: raw.baseAddress!, from: .bfloat16, output: y)
+                    }
+                } fallback: {
+                    if raw.count > 0 {
+                        ScalarFallback.convert(count: bits.count, bits: raw.baseAddress!, from: .bfloat16, output: y)
                     }
                 }
             }

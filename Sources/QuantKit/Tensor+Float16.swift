@@ -5,13 +5,15 @@ extension Tensor where Scalar == Float {
     ///
     /// PyTorch: `x.half()` / `x.to(torch.float16)`.
     ///
-    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
-    /// `Runtime.initialize()`.
+    /// If the runtime is unusable (an invalid `QUANTKIT_ISA`; see `Runtime.initialize()`), this falls back to a
+    /// portable implementation with identical results instead of failing.
     public func converted(to type: Float16.Type) -> Tensor<Float16> {
         withUnsafeBufferPointer { x in
             Tensor<Float16>(uninitializedShape: shape, count: count) { y in
                 Kernels.mustSucceed("fp32 to fp16 conversion") {
                     try Kernels.convertToFloat16(count: x.count, input: x.baseAddress!, output: y)
+                } fallback: {
+                    ScalarFallback.convertToFloat16(count: x.count, input: x.baseAddress!, output: y)
                 }
             }
         }
@@ -23,14 +25,16 @@ extension Tensor where Scalar == Float {
     /// PyTorch: the weight conversion of `torch.ao.nn.quantized.dynamic.Linear` with `dtype=torch.float16`
     /// (fbgemm `PackedGemmMatrixFP16`, which warns about saturated values).
     ///
-    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
-    /// `Runtime.initialize()`.
+    /// If the runtime is unusable (an invalid `QUANTKIT_ISA`; see `Runtime.initialize()`), this falls back to a
+    /// portable implementation with identical results instead of failing.
     public func convertedToFloat16Saturating() -> (tensor: Tensor<Float16>, saturatedCount: Int) {
         var saturated = 0
         let tensor = withUnsafeBufferPointer { x in
             Tensor<Float16>(uninitializedShape: shape, count: count) { y in
                 saturated = Kernels.mustSucceed("saturating fp32 to fp16 conversion") {
                     try Kernels.convertToFloat16Saturating(count: x.count, input: x.baseAddress!, output: y)
+                } fallback: {
+                    ScalarFallback.convertToFloat16Saturating(count: x.count, input: x.baseAddress!, output: y)
                 }
             }
         }
@@ -43,13 +47,15 @@ extension Tensor where Scalar == Float16 {
     ///
     /// PyTorch: `x.float()` / `x.to(torch.float32)`.
     ///
-    /// Stops with a precondition failure only if the runtime is unusable (an invalid `QUANTKIT_ISA`); see
-    /// `Runtime.initialize()`.
+    /// If the runtime is unusable (an invalid `QUANTKIT_ISA`; see `Runtime.initialize()`), this falls back to a
+    /// portable implementation with identical results instead of failing.
     public func converted(to type: Float.Type) -> Tensor<Float> {
         withUnsafeBufferPointer { x in
             Tensor<Float>(uninitializedShape: shape, count: count) { y in
                 Kernels.mustSucceed("fp16 to fp32 conversion") {
                     try Kernels.convertToFloat(count: x.count, input: x.baseAddress!, output: y)
+                } fallback: {
+                    ScalarFallback.convertToFloat(count: x.count, input: x.baseAddress!, output: y)
                 }
             }
         }

@@ -272,10 +272,20 @@ final class RuntimeTests: XCTestCase {
             guard case .runtime(let message) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(message.contains("QUANTKIT_ISA"), message)
         }
+        // Non-throwing operations fall back to portable Swift code instead of stopping, with the kernels' results.
+        XCTAssertTrue(Kernels.runtimeIsUnusable)
+        let fallback = try ScalarFallbackTests.nonThrowingResults()
+        XCTAssertEqual(Runtime.isa, "none", "the fallback must not repair the runtime")
         // Choosing a level explicitly recovers.
         try Runtime.setISA(nil)
         XCTAssertEqual(Runtime.isa, Runtime.supportedISAs.last)
         XCTAssertNoThrow(try Runtime.initialize())
         XCTAssertEqual(try Tensor<Float>([1.5]).quantized(scale: 1, zeroPoint: 0, dtype: .qint8).intRepr(), [2])
+        let kernels = try ScalarFallbackTests.nonThrowingResults()
+        XCTAssertEqual(fallback.count, kernels.count)
+        for ((label, got), (_, expected)) in zip(fallback, kernels) {
+            XCTAssertTrue(sameBytes(got, expected), "\(label): the fallback differs from the kernels")
+        }
+        print("invalid QUANTKIT_ISA: \(fallback.count) non-throwing result sets match the kernels")
     }
 }

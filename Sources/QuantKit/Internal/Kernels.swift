@@ -24,15 +24,36 @@ enum Kernels {
         }
     }
 
-    /// Runs a kernel call for an operation whose public API does not throw. Such calls can only fail when the runtime
-    /// is unusable (an invalid `QUANTKIT_ISA`), which `Runtime.initialize()` reports as an error beforehand.
+    /// Runs a kernel call for an operation whose public API does not throw, falling back to `fallback` (a
+    /// `ScalarFallback` function with identical results) when the C runtime is unusable (an invalid `QUANTKIT_ISA`,
+    /// which `Runtime.initialize()` reports as an error). Any other failure is a bug and stops with a precondition.
+    static func mustSucceed<R>(_ operation: StaticString, _ body: () throws -> R, fallback: () -> R) -> R {
+        do {
+            return try body()
+        } catch {
+            // The runtime never turns unusable once usable (a failed qk_set_isa keeps the current table), so if it
+            // is unusable now it was during the call. If usable now, another thread may just have repaired it with
+            // Runtime.setISA: run the kernel again (a real failure then stops below).
+            if runtimeIsUnusable { return fallback() }
+            return mustSucceed(operation, body)
+        }
+    }
+
+    /// Runs a kernel call that cannot fail, not even on an unusable runtime (e.g. on a packed-weights handle, which
+    /// exists only if the runtime was usable when it was made, and the C side never checks the runtime there).
     static func mustSucceed<R>(_ operation: StaticString, _ body: () throws -> R) -> R {
         do {
             return try body()
         } catch {
-            preconditionFailure("QuantKit \(operation) failed: \(error). Call `try Runtime.initialize()` at start-up "
-                + "to handle a misconfigured runtime (QUANTKIT_ISA) as an error.")
+            preconditionFailure("QuantKit \(operation) failed: \(error)")
         }
+    }
+
+    /// Whether the C kernels refuse to run: `QUANTKIT_ISA` named an unknown or unsupported level and no
+    /// `Runtime.setISA` has succeeded since (`Kernels.check` turns those statuses into `.runtime`).
+    static var runtimeIsUnusable: Bool {
+        let status = qk_runtime_init()
+        return status == QK_ERROR_UNKNOWN_ISA || status == QK_ERROR_UNSUPPORTED_ISA
     }
 
     fileprivate static func cDType(_ dtype: QuantizedDType) -> qk_dtype {
