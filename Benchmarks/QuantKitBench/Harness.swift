@@ -42,6 +42,8 @@ struct Instance {
     let baseline: Baseline?
     /// GEMM problem size, for the GEMM summary and the SVG chart.
     var gemm: GemmDims? = nil
+    /// Depthwise convolution layer, for the issue-5 footer and the JSON (ConvCases.swift).
+    var conv: ConvDims? = nil
     /// Free text for the table's last column and the JSON (e.g. the microkernel a GEMM runs).
     var notes: String? = nil
 }
@@ -107,6 +109,7 @@ struct BenchResult {
     let baselineMeasurement: Measurement?
     var baselineUnit: Unit? = nil
     var gemm: GemmDims? = nil
+    var conv: ConvDims? = nil
     var notes: String? = nil
 
     var medianSeconds: Double { measurement.median }

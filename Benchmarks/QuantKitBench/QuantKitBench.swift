@@ -21,8 +21,9 @@ struct QuantKitBench: ParsableCommand {
             the forced-AVX2 path; compare it with OpenBLAS's Haswell kernel: OPENBLAS_CORETYPE=Haswell).
             """)
 
-    /// Every benchmark, in output order: the streaming kernels against memcpy, then GEMM against cblas_sgemm.
-    static var registry: [BenchmarkCase] { MemoryBoundCases.all + GemmCases.all }
+    /// Every benchmark, in output order: the streaming kernels against memcpy, then GEMM against cblas_sgemm, then
+    /// int8 depthwise convolution against QuantKit's fp32 depthwise convolution.
+    static var registry: [BenchmarkCase] { MemoryBoundCases.all + GemmCases.all + ConvCases.all }
 
     @Option(name: .long, help: ArgumentHelp(
         "Only run cases whose kernel name, or \"kernel shape\" as --list prints it, matches this regular expression.",
@@ -36,7 +37,7 @@ struct QuantKitBench: ParsableCommand {
     var threads: Int?
 
     @Flag(name: .long, help: """
-        Fewer repetitions and shorter samples (same DRAM-sized arrays); GEMM: 4 of the 10 shapes, 1 thread only.
+        Fewer repetitions and shorter samples (same DRAM-sized arrays); GEMM: 4 of the 10 shapes, qu8_dwconv: 2 of the 8 layers, 1 thread only.
         """)
     var quick = false
 
@@ -107,7 +108,7 @@ struct QuantKitBench: ParsableCommand {
                     isa: String(cString: qk_isa_name()), unit: benchmark.unit, work: instance.work,
                     measurement: m, baselineName: instance.baseline?.name, baselineWork: instance.baseline?.work,
                     baselineMeasurement: bm, baselineUnit: instance.baseline?.unit, gemm: instance.gemm,
-                    notes: instance.notes)
+                    conv: instance.conv, notes: instance.notes)
                 table.row(r)
                 fflush(nil)   // all streams: progress shows even when piped
                 results.append(r)

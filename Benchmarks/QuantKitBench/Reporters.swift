@@ -26,6 +26,8 @@ struct TableReporter {
               + "after \(config.warmupCalls) warm-up calls); baseline interleaved, same thread count")
         print("GEMM: y[M,N] = x[M,K] w[N,K]^T, throughput 2MNK/time (int8 GOP/s; fp16, bf16 and cblas_sgemm "
               + "GFLOP/s), speedup = sgemm time / ours, weights packed once outside the timing")
+        print("qu8_dwconv: MobileNetV2 depthwise 3x3, pad 1, batch 1, NHWC, per-channel int8 w, bias, ReLU; baseline "
+              + "QuantKit's fp32 depthwise (f32_dwconv) on the same layer; time per layer in µs in the notes")
         print("")
         print(line(columns.map(\.title)))
         print(line(columns.map { String(repeating: "-", count: max($0.width, $0.title.count)) }))
@@ -40,8 +42,16 @@ struct TableReporter {
             r.kernel, r.shape, "\(r.threads)", r.isa, f(r.medianSeconds * 1e3, 3),
             "\(String(format: "%.2f", r.throughput)) \(r.unit.rawValue)",
             baseline.map { "\($0)" } ?? "-", f(r.baselineMeasurement.map { $0.median * 1e3 }, 3),
-            f(r.bandwidthVsMemcpy, 2), f(r.speedup, 2), r.notes ?? "",
+            f(r.bandwidthVsMemcpy, 2), f(r.speedup, 2), notes(r),
         ]))
+    }
+
+    /// The notes column; depthwise convolution rows start with the time per layer in microseconds.
+    private func notes(_ r: BenchResult) -> String {
+        guard r.conv != nil else { return r.notes ?? "" }
+        let times = String(format: "%.1f µs", r.medianSeconds * 1e6)
+            + (r.baselineMeasurement.map { String(format: " (fp32 %.1f µs)", $0.median * 1e6) } ?? "")
+        return r.notes.map { times + "; " + $0 } ?? times
     }
 
     func footer(machine: MachineInfo, results: [BenchResult]) {
@@ -53,6 +63,32 @@ struct TableReporter {
                   + " counted as read + write, same thread count")
         }
         gemmSummary(machine: machine, results: results)
+        convSummary(results: results)
+    }
+
+    /// The depthwise convolution targets of issue 5 (single thread): each layer's int8 time at most PyTorch's FBGEMM
+    /// time measured on this CPU; the goal is 0.6x that.
+    private func convSummary(results: [BenchResult]) {
+        let rows = results.filter { $0.conv != nil && $0.threads == 1 }
+        guard !rows.isEmpty else { return }
+        print("")
+        print("qu8_dwconv: time per layer; fp32 = QuantKit's f32_dwconv on the same layer in the same run; "
+              + "speedup = fp32 time / int8 time")
+        print("targets of issue 5 that this run measures:")
+        for r in rows {
+            guard let d = r.conv, let target = ConvCases.target(for: d) else { continue }
+            let us = r.medianSeconds * 1e6
+            let goal = target * ConvCases.goalFraction
+            let fp32 = r.baselineMeasurement.map { String(format: "fp32 %7.1f µs", $0.median * 1e6) } ?? ""
+            let label = "qu8_dwconv " + ConvCases.shapeName(d) + ", 1 thread"
+            let targetVerdict: String = us <= target ? "met" : "NOT met"
+            let goalVerdict: String = us <= goal ? "met" : "NOT met"
+            var text = "  " + label.padding(toLength: 40, withPad: " ", startingAt: 0)
+            text += String(format: "%7.1f µs  ", us) + fp32
+            text += String(format: "  (target <= %.1f µs: ", target) + targetVerdict
+            text += String(format: "; goal 0.6x <= %.1f µs: ", goal) + goalVerdict + ")"
+            print(text)
+        }
     }
 
     /// The GEMM targets of issues 3 (int8) and 4 (fp16 / bf16) that this run's rows can check.
@@ -180,6 +216,12 @@ struct JSONReporter: Reporter {
         if let g = r.gemm {
             fields += [("m", .number(Double(g.m))), ("n", .number(Double(g.n))), ("k", .number(Double(g.k)))]
         }
+        if let c = r.conv {
+            let geometry: [(String, Int)] = [("channels", c.channels), ("in_h", c.size), ("in_w", c.size),
+                                             ("kernel_size", ConvData.kernelSize), ("stride", c.stride),
+                                             ("padding", ConvData.padding)]
+            fields += geometry.map { ($0.0, JSON.number(Double($0.1))) }
+        }
         fields += [
             ("threads", .number(Double(r.threads))),
             ("isa", .string(r.isa)),
@@ -191,6 +233,10 @@ struct JSONReporter: Reporter {
             ("calls_per_sample", .number(Double(r.measurement.callsPerSample))),
             ("samples_s", .array(r.measurement.samples.map(JSON.number))),
         ]
+        if r.conv != nil {
+            fields.append(("median_us", .number(r.medianSeconds * 1e6)))
+            if let bm = r.baselineMeasurement { fields.append(("baseline_median_us", .number(bm.median * 1e6))) }
+        }
         if let name = r.baselineName, let bm = r.baselineMeasurement {
             fields.append(("baseline", .string(name)))
             fields.append(("baseline_median_s", .number(bm.median)))
