@@ -46,6 +46,13 @@ void qk_parallel_for_2d(size_t range_i, size_t tile_i, size_t range_j, size_t ti
  * two threads to balance. */
 #define QK_STREAM_TILE ((size_t)1 << 16)
 
+/* Parameter checks shared by the operators (operators/validate.c); QK_OK, or the error recorded. */
+qk_status qk_check_scale(float s, const char *what);                       /* finite and > 0 */
+qk_status qk_check_zero_point(qk_dtype d, int32_t zp, const char *what);   /* inside quint8 or qint8 */
+qk_status qk_check_weight_qscheme(qk_qscheme qscheme);                    /* per tensor or per channel */
+/* count weight scales (non-null, finite, > 0) and zero points (NULL, or inside qint8) */
+qk_status qk_check_weight_qparams(size_t count, const float *scales, const int32_t *zero_points);
+
 /* Overflow-checked a * b; returns 0 on overflow. */
 static inline int qk_mul_size(size_t a, size_t b, size_t *out) {
     return !__builtin_mul_overflow(a, b, out);

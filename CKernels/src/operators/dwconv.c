@@ -150,20 +150,10 @@ qk_status qk_qs8_dwconv_weights_create(size_t channels, size_t multiplier, size_
     size_t oc, taps, cpad;
     qk_status s = check_dw_shape(channels, multiplier, kh, kw, &oc, &taps, &cpad);
     if (s) return s;
-    if (qscheme != QK_QSCHEME_PER_TENSOR && qscheme != QK_QSCHEME_PER_CHANNEL)
-        return qk_fail(QK_ERROR_INVALID_ARGUMENT, "qscheme %d is not supported; expected QK_QSCHEME_PER_TENSOR (0) or "
-                       "QK_QSCHEME_PER_CHANNEL (1)", (int)qscheme);
+    if ((s = qk_check_weight_qscheme(qscheme))) return s;
     if (!weights) return qk_fail(QK_ERROR_INVALID_ARGUMENT, "null depthwise weights");
-    if (!scales) return qk_fail(QK_ERROR_INVALID_ARGUMENT, "null weight scales");
     const int pc = qscheme == QK_QSCHEME_PER_CHANNEL;
-    for (size_t i = 0; i < (pc ? oc : 1); i++) {
-        if (!(isfinite(scales[i]) && scales[i] > 0.0f))
-            return qk_fail(QK_ERROR_INVALID_ARGUMENT, "weight scales[%zu] must be finite and > 0, got %g", i,
-                           (double)scales[i]);
-        if (zero_points && (zero_points[i] < -128 || zero_points[i] > 127))
-            return qk_fail(QK_ERROR_INVALID_ARGUMENT, "weight zero_points[%zu] = %d is outside the qint8 range "
-                           "[-128, 127]", i, zero_points[i]);
-    }
+    if ((s = qk_check_weight_qparams(pc ? oc : 1, scales, zero_points))) return s;
     qk_qs8_dwconv_weights *w = calloc(1, sizeof *w);
     int16_t *wp = malloc(oc * taps * sizeof(int16_t));
     if (w) {   /* padded to cpad (scale 1, sum 0, bias 0) so the per-call loops run over whole blocks */
@@ -465,16 +455,6 @@ static void qu8_rows(void *ctx, size_t n0, size_t oy0, size_t nn, size_t noy) {
     free(rows);
 }
 
-static qk_status check_scale(float s, const char *what) {
-    if (isfinite(s) && s > 0.0f) return QK_OK;
-    return qk_fail(QK_ERROR_INVALID_ARGUMENT, "%s must be finite and > 0, got %g", what, (double)s);
-}
-
-static qk_status check_zp(int32_t zp, const char *what) {
-    if (zp >= 0 && zp <= 255) return QK_OK;
-    return qk_fail(QK_ERROR_INVALID_ARGUMENT, "%s %d is outside the quint8 range [0, 255]", what, zp);
-}
-
 qk_status qk_qs8_dwconv_q8(const qk_qs8_dwconv_weights *w, const qk_conv2d_geometry *g, const uint8_t *x,
                            float x_scale, int32_t x_zero_point, uint8_t *y, float y_scale, int32_t y_zero_point,
                            uint32_t flags) {
@@ -484,8 +464,9 @@ qk_status qk_qs8_dwconv_q8(const qk_qs8_dwconv_weights *w, const qk_conv2d_geome
     size_t oh = 0, ow = 0;
     qk_status s;
     if ((s = check_run(g, w->kh, w->kw, w->channels, w->out_channels, x, y, 1, flags, &oh, &ow)) ||
-        (s = check_scale(x_scale, "input scale")) || (s = check_scale(y_scale, "output scale")) ||
-        (s = check_zp(x_zero_point, "input zero point")) || (s = check_zp(y_zero_point, "output zero point")))
+        (s = qk_check_scale(x_scale, "input scale")) || (s = qk_check_scale(y_scale, "output scale")) ||
+        (s = qk_check_zero_point(QK_DTYPE_QUINT8, x_zero_point, "input zero point")) ||
+        (s = qk_check_zero_point(QK_DTYPE_QUINT8, y_zero_point, "output zero point")))
         return s;
     if (!g->batch) return QK_OK;
     const qk_qu8_dwconv_config *cfg = pick_qu8(t, w);

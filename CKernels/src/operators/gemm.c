@@ -151,18 +151,6 @@ const char *qk_qs8_gemm_weights_kernel(const qk_qs8_gemm_weights *w, int seven_b
     return seven_bit && fast ? fast->name : exact->name;
 }
 
-static qk_status check_scale(float s, const char *what) {
-    if (isfinite(s) && s > 0.0f) return QK_OK;
-    return qk_fail(QK_ERROR_INVALID_ARGUMENT, "%s must be finite and > 0, got %g", what, (double)s);
-}
-
-static qk_status check_zero_point(qk_dtype d, int32_t zp, const char *what) {
-    const int32_t lo = d == QK_DTYPE_QUINT8 ? 0 : -128, hi = d == QK_DTYPE_QUINT8 ? 255 : 127;
-    if (zp >= lo && zp <= hi) return QK_OK;
-    return qk_fail(QK_ERROR_INVALID_ARGUMENT, "%s %d is outside the %s range [%d, %d]", what, zp,
-                   d == QK_DTYPE_QUINT8 ? "quint8" : "qint8", lo, hi);
-}
-
 static qk_status check_8bit_dtype(qk_dtype d, const char *what) {
     if (d == QK_DTYPE_QUINT8 || d == QK_DTYPE_QINT8) return QK_OK;
     return qk_fail(QK_ERROR_INVALID_ARGUMENT, "%s dtype %d is not supported; expected QK_DTYPE_QUINT8 or "
@@ -175,7 +163,7 @@ static qk_status check_run(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dt
                            uint32_t allowed_flags) {
     if (!w) return qk_fail(QK_ERROR_INVALID_ARGUMENT, "null packed weights handle");
     qk_status s;
-    if ((s = check_8bit_dtype(a_dtype, "activation")) || (s = check_zero_point(a_dtype, a_zero_point,
+    if ((s = check_8bit_dtype(a_dtype, "activation")) || (s = qk_check_zero_point(a_dtype, a_zero_point,
                                                                                "activation zero point")))
         return s;
     if (flags & ~allowed_flags)
@@ -284,8 +272,8 @@ qk_status qk_qs8_gemm_q8(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dtyp
     qk_status s;
     if ((s = check_run(w, m, a_dtype, a, a_stride, a_zero_point, y, y_stride, 1, flags,
                        QK_GEMM_RELU | QK_GEMM_ACTIVATIONS_7BIT)) ||
-        (s = check_scale(a_scale, "activation scale")) || (s = check_8bit_dtype(y_dtype, "output")) ||
-        (s = check_scale(y_scale, "output scale")) || (s = check_zero_point(y_dtype, y_zero_point,
+        (s = qk_check_scale(a_scale, "activation scale")) || (s = check_8bit_dtype(y_dtype, "output")) ||
+        (s = qk_check_scale(y_scale, "output scale")) || (s = qk_check_zero_point(y_dtype, y_zero_point,
                                                                             "output zero point")))
         return s;
     const size_t n = w->n;
@@ -319,7 +307,7 @@ qk_status qk_qs8_gemm_f32(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dty
     qk_status s;
     if ((s = check_run(w, m, a_dtype, a, a_stride, a_zero_point, y, y_stride, sizeof(float), flags,
                        QK_GEMM_RELU | QK_GEMM_ACTIVATIONS_7BIT)) ||
-        (s = check_scale(a_scale, "activation scale")))
+        (s = qk_check_scale(a_scale, "activation scale")))
         return s;
     const size_t n = w->n;
     if (!m || !n) return QK_OK;

@@ -57,33 +57,19 @@ void qk_gemm_pack(uint32_t nr, uint32_t kr, size_t n, size_t k, const int8_t *w,
     qk_parallel_for_1d(panels, per_tile, pack_panels, &o);
 }
 
-static qk_status check_weight_params(size_t count, const float *scales, const int32_t *zero_points) {
-    for (size_t i = 0; i < count; i++) {
-        if (!(isfinite(scales[i]) && scales[i] > 0.0f))
-            return qk_fail(QK_ERROR_INVALID_ARGUMENT, "weight scales[%zu] must be finite and > 0, got %g", i,
-                           (double)scales[i]);
-        if (zero_points && (zero_points[i] < -128 || zero_points[i] > 127))
-            return qk_fail(QK_ERROR_INVALID_ARGUMENT, "weight zero_points[%zu] = %d is outside the qint8 range "
-                           "[-128, 127]", i, zero_points[i]);
-    }
-    return QK_OK;
-}
-
 qk_status qk_gemm_weights_create_with(const qk_gemm_config *exact, const qk_gemm_config *fast, int pinned, size_t n,
                                       size_t k, const int8_t *weights, qk_qscheme qscheme, const float *scales,
                                       const int32_t *zero_points, const float *bias, qk_qs8_gemm_weights **out) {
     if (!out) return qk_fail(QK_ERROR_INVALID_ARGUMENT, "null output pointer for the packed weights handle");
     *out = NULL;
-    if (qscheme != QK_QSCHEME_PER_TENSOR && qscheme != QK_QSCHEME_PER_CHANNEL)
-        return qk_fail(QK_ERROR_INVALID_ARGUMENT, "qscheme %d is not supported; expected QK_QSCHEME_PER_TENSOR (0) or "
-                       "QK_QSCHEME_PER_CHANNEL (1)", (int)qscheme);
+    qk_status s = qk_check_weight_qscheme(qscheme);
+    if (s) return s;
     size_t nk, nbytes;
     if (!qk_mul_size(n, k, &nk) || !qk_mul_size(n, 8, &nbytes))
         return qk_fail(QK_ERROR_OVERFLOW, "weight size %zu x %zu overflows", n, k);
     if (nk && !weights) return qk_fail(QK_ERROR_INVALID_ARGUMENT, "null weights for a %zu x %zu matrix", n, k);
-    if (!scales) return qk_fail(QK_ERROR_INVALID_ARGUMENT, "null weight scales");
     const int pc = qscheme == QK_QSCHEME_PER_CHANNEL;
-    qk_status s = check_weight_params(pc ? n : 1, scales, zero_points);
+    s = qk_check_weight_qparams(pc ? n : 1, scales, zero_points);
     if (s) return s;
     int ok;
     const size_t packed_bytes = qk_gemm_packed_size(exact->nr, exact->kr, n, k, &ok);
