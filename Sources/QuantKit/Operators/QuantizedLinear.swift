@@ -131,7 +131,7 @@ public func quantizedLinear(
     let (k, n) = (w.inFeatures, w.outFeatures)
     let m = try linearRows(x.shape, inFeatures: k, operation: operation)
     let dtype = x.dtype
-    try QuantizationParameters.checkPerTensor(scale: scale, zeroPoint: zeroPoint, dtype: dtype,
+    try QParamChecks.checkPerTensor(scale: scale, zeroPoint: zeroPoint, dtype: dtype,
                                               qscheme: .perTensorAffine)
     let shape = Array(x.shape.dropLast()) + [n]
     _ = try Tensor<Int32>.elementCount(of: shape)

@@ -1,60 +1,71 @@
-/// Swift-side validation of quantization parameters, so errors are reported as `QuantizationError`s with Swift
-/// names before any C kernel runs.
-enum QuantizationParameters {
-    /// Scales must be finite, > 0 and have a finite float32 reciprocal (quantize multiplies by `1 / scale`), which
-    /// rules out subnormals below about 2.9e-39. Same rule as the C API.
-    static func isValidScale(_ scale: Float) -> Bool {
-        scale.isFinite && scale > 0 && (1 / scale).isFinite
+/// The scales and zero points chosen for a tensor, with the dtype and scheme they are for: what an observer's
+/// `calculateQParams()` returns and what `Tensor<Float>.quantized(with:)` takes.
+///
+/// PyTorch: the `(scale, zero_point)` pair of `ObserverBase.calculate_qparams()`, together with the observer's
+/// `dtype`, `qscheme` and `ch_axis`.
+public struct QuantizationParameters: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The integer type. PyTorch: `observer.dtype`.
+    public var dtype: QuantizedDType
+    /// Per tensor or per channel, affine or symmetric. PyTorch: `observer.qscheme`.
+    public var qscheme: QScheme
+    /// One scale per tensor, or one per channel. PyTorch: the `scale` tensor.
+    public var scales: [Float]
+    /// One zero point per tensor, or one per channel. PyTorch: the `zero_point` tensor.
+    public var zeroPoints: [Int]
+    /// The channel axis of a per-channel scheme, `nil` per tensor. PyTorch: `observer.ch_axis`.
+    public var axis: Int?
+
+    /// Parameters for one whole tensor. No validation here; `quantized(with:)` validates.
+    public init(scale: Float, zeroPoint: Int, dtype: QuantizedDType, qscheme: QScheme = .perTensorAffine) {
+        self.dtype = dtype
+        self.qscheme = qscheme
+        self.scales = [scale]
+        self.zeroPoints = [zeroPoint]
+        self.axis = nil
     }
 
-    static func checkScale(_ scale: Float, channel: Int?) throws(QuantizationError) {
-        guard isValidScale(scale) else { throw .invalidScale(scale, channel: channel) }
+    /// Parameters per slice along `axis`. No validation here; `quantized(with:)` validates.
+    public init(scales: [Float], zeroPoints: [Int], axis: Int, dtype: QuantizedDType,
+                qscheme: QScheme = .perChannelAffine) {
+        self.dtype = dtype
+        self.qscheme = qscheme
+        self.scales = scales
+        self.zeroPoints = zeroPoints
+        self.axis = axis
     }
 
-    static func checkZeroPoint(_ zeroPoint: Int, dtype: QuantizedDType, qscheme: QScheme, channel: Int?)
-        throws(QuantizationError)
-    {
-        guard dtype.range.contains(zeroPoint) else {
-            throw .zeroPointOutOfRange(zeroPoint, dtype: dtype, channel: channel)
-        }
-        if qscheme.isSymmetric && zeroPoint != dtype.symmetricZeroPoint {
-            throw .symmetricZeroPoint(zeroPoint, expected: dtype.symmetricZeroPoint, dtype: dtype, channel: channel)
-        }
-    }
+    /// The first (per tensor: the only) scale. PyTorch: `scale.item()`.
+    public var scale: Float { scales.first ?? 1 }
+    /// The first (per tensor: the only) zero point. PyTorch: `zero_point.item()`.
+    public var zeroPoint: Int { zeroPoints.first ?? 0 }
 
-    static func checkPerTensor(scale: Float, zeroPoint: Int, dtype: QuantizedDType, qscheme: QScheme)
-        throws(QuantizationError)
-    {
-        guard !qscheme.isPerChannel else {
-            throw .qschemeMismatch(qscheme, expected: "per_tensor_affine or per_tensor_symmetric")
-        }
-        try checkScale(scale, channel: nil)
-        try checkZeroPoint(zeroPoint, dtype: dtype, qscheme: qscheme, channel: nil)
+    public var description: String {
+        if let axis { return "QuantizationParameters(\(dtype), \(qscheme), axis: \(axis), scales: \(scales), " +
+                             "zeroPoints: \(zeroPoints))" }
+        return "QuantizationParameters(\(dtype), \(qscheme), scale: \(scale), zeroPoint: \(zeroPoint))"
     }
+}
 
-    /// Normalises a PyTorch-style axis (`-rank..<rank`) into `0..<rank`.
-    static func normalize(axis: Int, rank: Int) throws(QuantizationError) -> Int {
-        guard rank > 0, axis >= -rank, axis < rank else { throw .axisOutOfRange(axis, rank: rank) }
-        return axis < 0 ? axis + rank : axis
-    }
-
-    /// Returns the normalised axis.
-    static func checkPerChannel(
-        scales: [Float], zeroPoints: [Int], axis: Int, shape: [Int], dtype: QuantizedDType, qscheme: QScheme
-    ) throws(QuantizationError) -> Int {
-        guard qscheme.isPerChannel else {
-            throw .qschemeMismatch(qscheme, expected: "per_channel_affine or per_channel_symmetric")
+extension Tensor where Scalar == Float {
+    /// Quantizes with parameters an observer chose: per tensor or per channel as `parameters.qscheme` says.
+    ///
+    /// PyTorch: `torch.quantize_per_tensor(x, scale, zero_point, dtype)` or
+    /// `torch.quantize_per_channel(x, scales, zero_points, axis, dtype)`, as eager-mode convert calls them.
+    /// - Throws: what `quantized(scale:zeroPoint:dtype:qscheme:)` and `quantized(scales:zeroPoints:axis:dtype:qscheme:)`
+    ///   throw; `.qschemeMismatch` when a per-channel scheme has no axis.
+    public func quantized(with parameters: QuantizationParameters) throws -> QuantizedTensor {
+        if parameters.qscheme.isPerChannel {
+            guard let axis = parameters.axis else {
+                throw QuantizationError.qschemeMismatch(parameters.qscheme, expected: "a per-tensor scheme (no axis)")
+            }
+            return try quantized(scales: parameters.scales, zeroPoints: parameters.zeroPoints, axis: axis,
+                                 dtype: parameters.dtype, qscheme: parameters.qscheme)
         }
-        let axis = try normalize(axis: axis, rank: shape.count)
-        let channels = shape[axis]
-        guard scales.count == channels, zeroPoints.count == channels else {
-            throw .channelCountMismatch(scales: scales.count, zeroPoints: zeroPoints.count, channels: channels,
-                                        axis: axis)
+        guard parameters.scales.count == 1, parameters.zeroPoints.count == 1 else {
+            throw QuantizationError.channelCountMismatch(scales: parameters.scales.count,
+                                                         zeroPoints: parameters.zeroPoints.count, channels: 1, axis: 0)
         }
-        for channel in 0..<channels {
-            try checkScale(scales[channel], channel: channel)
-            try checkZeroPoint(zeroPoints[channel], dtype: dtype, qscheme: qscheme, channel: channel)
-        }
-        return axis
+        return try quantized(scale: parameters.scale, zeroPoint: parameters.zeroPoint, dtype: parameters.dtype,
+                             qscheme: parameters.qscheme)
     }
 }

@@ -1,7 +1,7 @@
 /// The integer type that stores quantized values.
 ///
 /// PyTorch: `torch.quint8`, `torch.qint8`, `torch.qint32`.
-public enum QuantizedDType: String, Sendable, CaseIterable, CustomStringConvertible {
+public enum QuantizedDType: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     /// Unsigned 8-bit, `0...255`, stored as `UInt8`. PyTorch: `torch.quint8` (activations).
     case quint8
     /// Signed 8-bit, `-128...127`, stored as `Int8`. PyTorch: `torch.qint8` (weights).
@@ -45,7 +45,7 @@ public enum QuantizedDType: String, Sendable, CaseIterable, CustomStringConverti
 /// PyTorch: `torch.per_tensor_affine`, `torch.per_tensor_symmetric`, `torch.per_channel_affine`,
 /// `torch.per_channel_symmetric` (the values of `t.qscheme()`). As in PyTorch, tensors produced by quantization are
 /// *affine*; the symmetric schemes describe how qparams were chosen and require the dtype's symmetric zero point.
-public enum QScheme: String, Sendable, Equatable, CaseIterable, CustomStringConvertible {
+public enum QScheme: String, Sendable, Equatable, Codable, CaseIterable, CustomStringConvertible {
     /// One scale and zero point for the whole tensor. PyTorch: `torch.per_tensor_affine`.
     case perTensorAffine = "per_tensor_affine"
     /// One scale, zero point fixed to the symmetric one. PyTorch: `torch.per_tensor_symmetric`.

@@ -110,7 +110,7 @@ public struct QuantizedTensor: Sendable {
             throw QuantizationError.invalidArgument("\(T.self) is not a quantized storage type; expected UInt8, "
                                                     + "Int8 or Int32")
         }
-        try QuantizationParameters.checkPerTensor(scale: scale, zeroPoint: zeroPoint, dtype: values.dtype,
+        try QParamChecks.checkPerTensor(scale: scale, zeroPoint: zeroPoint, dtype: values.dtype,
                                                   qscheme: qscheme)
         self.init(values: values, qscheme: qscheme, scales: [scale], zeroPoints: [zeroPoint], axis: nil)
     }
@@ -127,7 +127,7 @@ public struct QuantizedTensor: Sendable {
             throw QuantizationError.invalidArgument("\(T.self) is not a quantized storage type; expected UInt8, "
                                                     + "Int8 or Int32")
         }
-        let axis = try QuantizationParameters.checkPerChannel(
+        let axis = try QParamChecks.checkPerChannel(
             scales: scales, zeroPoints: zeroPoints, axis: axis, shape: intRepr.shape, dtype: values.dtype,
             qscheme: qscheme)
         self.init(values: values, qscheme: qscheme, scales: scales, zeroPoints: zeroPoints, axis: axis)

@@ -72,7 +72,7 @@ extension Tensor where Scalar == Float {
     public func quantized(
         scale: Float, zeroPoint: Int, dtype: QuantizedDType, qscheme: QScheme = .perTensorAffine
     ) throws -> QuantizedTensor {
-        try QuantizationParameters.checkPerTensor(scale: scale, zeroPoint: zeroPoint, dtype: dtype, qscheme: qscheme)
+        try QParamChecks.checkPerTensor(scale: scale, zeroPoint: zeroPoint, dtype: dtype, qscheme: qscheme)
         let values = try withUnsafeBufferPointer { x in
             try QuantizedTensor.Values.make(dtype: dtype, shape: shape, count: count) { y in
                 try Kernels.quantizePerTensor(dtype, count: x.count, input: x.baseAddress!, output: y, scale: scale,
@@ -94,7 +94,7 @@ extension Tensor where Scalar == Float {
     public func quantized(
         scales: [Float], zeroPoints: [Int], axis: Int, dtype: QuantizedDType, qscheme: QScheme = .perChannelAffine
     ) throws -> QuantizedTensor {
-        let axis = try QuantizationParameters.checkPerChannel(
+        let axis = try QParamChecks.checkPerChannel(
             scales: scales, zeroPoints: zeroPoints, axis: axis, shape: shape, dtype: dtype, qscheme: qscheme)
         let view = ChannelView(shape: shape, axis: axis)
         let zeroPoints32 = zeroPoints.map { Int32($0) }
