@@ -150,6 +150,91 @@ enum {
  * nothing is left (n == 0 or every value skipped) *min_out = +inf and *max_out = -inf. */
 qk_status qk_minmax_f32(size_t n, const float *x, uint32_t flags, float *min_out, float *max_out);
 
+/* ---------------------------------------------------------------------------------- calibration statistics */
+
+/*
+ * The statistics behind PyTorch 2.15's observers (torch.ao.quantization.observer), so that calibration can run in C:
+ * per-channel min/max, torch.histc, HistogramObserver's running histogram (re-binned when the range grows) and its
+ * L2 range search, and two other ways to pick a range from the same histogram: ONNX Runtime's percentile and
+ * TensorRT's entropy (KL divergence). A histogram state is `bins` fp32 masses over [min_val, max_val], or
+ * (+inf, -inf) before anything was observed. Every function gives the same results on every ISA level and for
+ * every thread count.
+ */
+
+/* Per-channel min/max (PerChannelMinMaxObserver's aminmax over all but the channel axis): x is viewed as
+ * [outer, channels, inner] as for qk_quantize_per_channel; mins / maxs (channels entries) are overwritten. NaN is
+ * skipped, infinities too with QK_MINMAX_FINITE_ONLY; a channel with nothing left gets +inf / -inf. */
+qk_status qk_minmax_per_channel_f32(size_t outer, size_t channels, size_t inner, const float *x, uint32_t flags,
+                                    float *mins, float *maxs);
+
+enum {
+    /* Bin |x| instead of x (ONNX Runtime's symmetric percentile, TensorRT's entropy); the range is [0, max |x|]. */
+    QK_HISTOGRAM_ABSOLUTE = 1u << 0,
+};
+
+/*
+ * torch.histc(x, bins, lo, hi) added to hist (bins floats), binned exactly as PyTorch's CPU kernel bins: x with
+ * lo <= x <= hi goes to bin (int)(((x - lo) * (float)bins) / (hi - lo)) (fp32, in this order), x == hi to the last
+ * bin; NaN and values outside [lo, hi] are not counted. lo == hi widens the range to [lo - 1, hi + 1] as torch.histc
+ * does. Counts are exact and converted to fp32 once. lo, hi finite, lo <= hi, 1 <= bins <= 2^24.
+ * flags: QK_HISTOGRAM_ABSOLUTE.
+ */
+qk_status qk_histogram_f32(size_t n, const float *x, float lo, float hi, size_t bins, uint32_t flags, float *hist);
+
+/*
+ * HistogramObserver.forward (PyTorch 2.15, upsample_rate 16 there) on the state (histogram[bins], *min_val,
+ * *max_val): NaN and +-inf are dropped (PyTorch drops infinities and fails on NaN); nothing finite: no change. The
+ * first batch sets the range to its own min/max; later batches are binned over the union of the ranges, and when it
+ * grew the old histogram is re-binned into it: each bin split into upsample_rate sub-bins of equal mass whose
+ * midpoints go to the new bins (a state holding a single value moves its whole mass to that value's bin). With
+ * QK_HISTOGRAM_ABSOLUTE, |x| is binned over [0, max |x|]. *batch_min / *batch_max (may be NULL) receive the
+ * batch's finite min/max of x (+inf / -inf when there is none); with both NULL, a batch inside the current range
+ * (the usual case once calibration has seen a few batches) is binned in a single pass over x.
+ */
+qk_status qk_histogram_observe_f32(size_t n, const float *x, size_t bins, size_t upsample_rate, uint32_t flags,
+                                   float *histogram, float *min_val, float *max_val, float *batch_min,
+                                   float *batch_max);
+
+/*
+ * Merges `count` histogram states (same bins) into one over the union of their ranges (beyond PyTorch: calibration
+ * split across threads or machines). Each state is re-binned into that range as qk_histogram_observe_f32 re-bins
+ * (states already over it are taken as they are; empty ones are skipped) and the masses are added in array order,
+ * so the result is deterministic; merging [a, b] gives what observing a's data and then b's does when b's range
+ * contains a's. The output may alias an input.
+ */
+qk_status qk_histogram_merge_f32(size_t count, size_t bins, size_t upsample_rate, const float *const *histograms,
+                                 const float *min_vals, const float *max_vals, float *histogram, float *min_val,
+                                 float *max_val);
+
+/*
+ * HistogramObserver._non_linear_param_search: the range [*lo, *hi] (on bin edges) that minimises the expected L2
+ * error of quantizing the histogram to dst_bins levels (2^bits of the dtype: 256 for 8 bits, also with reduce_range),
+ * searched by trimming quantiles of 1e-5 from either end until the error grows. min_val <= max_val finite.
+ */
+qk_status qk_histogram_l2_range_f32(size_t bins, const float *histogram, float min_val, float max_val,
+                                    double dst_bins, float *lo, float *hi);
+
+/*
+ * ONNX Runtime's percentile calibration (HistogramCollector.compute_percentile) on a histogram over
+ * [min_val, max_val]: with QK_HISTOGRAM_ABSOLUTE (a histogram of |x|, ORT's symmetric mode) the range is
+ * [-t, t] with t the left edge of the bin where the cdf reaches percentile / 100; without, the edges where it
+ * reaches (100 - percentile) / 200 and 1 - (100 - percentile) / 200. The range is then clamped to the data's
+ * [data_min, data_max], as ORT does. percentile in [0, 100].
+ */
+qk_status qk_histogram_percentile_range_f32(size_t bins, const float *histogram, float min_val, float max_val,
+                                           double percentile, uint32_t flags, float data_min, float data_max,
+                                           float *lo, float *hi);
+
+/*
+ * TensorRT's entropy calibration (as NVIDIA's pytorch-quantization implements it) on a histogram of |x| over
+ * [0, max_val]: for every i >= start_bin (128 there) the first i bins, the rest added to the last one, against the
+ * same bins merged into `levels` levels (128 for int8, 256 for unsigned data) and spread back evenly over their
+ * non-zero bins; *amax is the right edge of the i with the smallest KL divergence (the last such i). Bin 0 is
+ * replaced by bin 1 first (pytorch-quantization's guard against a spike of zeros). bins >= 2.
+ */
+qk_status qk_histogram_entropy_amax_f32(size_t bins, const float *histogram, float max_val, size_t levels,
+                                        size_t start_bin, float *amax);
+
 /* ---------------------------------------------------------------------------------------------- int8 GEMM */
 
 /*
@@ -337,6 +422,50 @@ const char *qk_f32_dwconv_weights_kernel(const qk_f32_dwconv_weights *weights);
 qk_status qk_f32_dwconv(const qk_f32_dwconv_weights *weights, const qk_conv2d_geometry *geometry, const float *x,
                         float *y, uint32_t flags);
 
+/*
+ * Quantized convolution with any groups, PyTorch's quantized::conv2d on x86 (FBGEMM): x [batch, in_h, in_w,
+ * in_channels] quint8 -> y [batch, out_h, out_w, out_channels] quint8 (NHWC as above). With icg = in_channels /
+ * groups and ocg = out_channels / groups, output channel o belongs to group g = o / ocg and reads input channels
+ * [g * icg, (g + 1) * icg):
+ *   raw[o] = sum_{c < icg, ky, kx} (x[n][iy][ix][g * icg + c] - x_zero_point) * (w[o][c][ky][kx] - zw[o])  (int32)
+ * followed by the output stage of qk_qs8_dwconv_q8 (that of qk_qs8_gemm_q8) bit for bit. groups == in_channels runs
+ * the depthwise kernels (qk_qs8_dwconv_*); other convolutions run the int8 GEMM once per group: on x itself for 1x1
+ * kernels with stride 1 and no padding, else on im2col rows made chunk by chunk in a per-call buffer of a few MB.
+ * Results are the same on every ISA level and thread count.
+ */
+typedef struct qk_qs8_conv2d_weights qk_qs8_conv2d_weights;
+
+/*
+ * Packs int8 weights in PyTorch's order [out_channels, in_channels / groups, kernel_h, kernel_w] (row-major) once.
+ * groups (>= 1) must divide in_channels and out_channels. scales (finite, > 0) and zero_points (in [-128, 127]; NULL
+ * means all 0, symmetric) have 1 entry per tensor or out_channels per channel (PyTorch's axis 0); bias (fp32,
+ * out_channels entries) may be NULL. The handle is immutable and may be shared by threads; like the GEMM handle it
+ * runs the kernels of the ISA level in use when they share its packing layout.
+ */
+qk_status qk_qs8_conv2d_weights_create(size_t in_channels, size_t out_channels, size_t groups, size_t kernel_h,
+                                       size_t kernel_w, const int8_t *weights, qk_qscheme qscheme,
+                                       const float *scales, const int32_t *zero_points, const float *bias,
+                                       qk_qs8_conv2d_weights **out);
+void qk_qs8_conv2d_weights_destroy(qk_qs8_conv2d_weights *weights);   /* NULL is a no-op */
+
+size_t qk_qs8_conv2d_weights_in_channels(const qk_qs8_conv2d_weights *weights);    /* 0 for NULL */
+size_t qk_qs8_conv2d_weights_out_channels(const qk_qs8_conv2d_weights *weights);
+size_t qk_qs8_conv2d_weights_groups(const qk_qs8_conv2d_weights *weights);
+size_t qk_qs8_conv2d_weights_kernel_h(const qk_qs8_conv2d_weights *weights);
+size_t qk_qs8_conv2d_weights_kernel_w(const qk_qs8_conv2d_weights *weights);
+size_t qk_qs8_conv2d_weights_packed_bytes(const qk_qs8_conv2d_weights *weights);
+/* The path and microkernel a run would use now: "depthwise qk_qu8_dwconv_ukernel_9p32c__avx2", "1x1 gemm qk_..."
+ * (1x1 kernels: x read in place, or its pixels gathered when strided or padded), "im2col gemm qk_..." (the GEMM
+ * kernel for 8-bit activations; when every input and x_zero_point are <= 127 AVX2 runs its 7-bit kernel instead,
+ * with identical results); "none" for NULL or when the runtime failed to initialise. */
+const char *qk_qs8_conv2d_weights_kernel(const qk_qs8_conv2d_weights *weights);
+
+/* x and y NHWC as above (any alignment); geometry's kernel size must be the handle's. x_scale, y_scale finite > 0,
+ * zero points in [0, 255]. flags: QK_CONV_RELU. */
+qk_status qk_qs8_conv2d_q8(const qk_qs8_conv2d_weights *weights, const qk_conv2d_geometry *geometry,
+                           const uint8_t *x, float x_scale, int32_t x_zero_point, uint8_t *y, float y_scale,
+                           int32_t y_zero_point, uint32_t flags);
+
 /* ---------------------------------------------------------------------------------------------- half-precision GEMM */
 
 /*
@@ -400,6 +529,82 @@ qk_status qk_half_gemm_f32(const qk_half_gemm_weights *weights, size_t m, const 
  * bf16 -> fp32 is exact. */
 qk_status qk_f32_to_bf16(size_t n, const float *x, uint16_t *y);
 qk_status qk_bf16_to_f32(size_t n, const uint16_t *x, float *y);
+
+/* ---------------------------------------------------------------------------------------------- fake quantization */
+
+/*
+ * Fake quantization for quantization-aware training: PyTorch 2.15's CPU kernels bit for bit, fp32 in and out.
+ *   forward   qf   = zero_point + nearbyint(x * (1.0f / scale))        (round half to even)
+ *             y    = (clamp(qf, quant_min, quant_max) - zero_point) * scale
+ *             mask = quant_min <= qf <= quant_max                      (one byte, 0 or 1, per element)
+ *             NaN gives y = (quant_min - zero_point) * scale and mask 0; +-inf clamp to the bounds with mask 0.
+ *             (PyTorch's per-channel kernel converts qf to int64 first, so on x86 it sends |qf| >= 2^63, infinities
+ *             included, to quant_min; its per-tensor kernel and QuantKit clamp them to their own side.)
+ *   backward  grad_x = grad_y * mask (the straight-through estimator: the mask is taken on the rounded value; a
+ *             negative grad_y outside the range gives -0.0, as PyTorch's dY * mask).
+ * quant_min <= zero_point <= quant_max, all within +-2^23 (every integer range up to 16 bits; the float arithmetic is
+ * then exact); scale finite and > 0 with a finite reciprocal. mask may be NULL when no backward follows. Results are
+ * the same on every ISA level and for every thread count. Per channel, tensors are viewed as [outer, channels, inner]
+ * as for qk_quantize_per_channel.
+ */
+qk_status qk_fake_quantize_per_tensor_f32(size_t n, const float *x, float *y, uint8_t *mask, float scale,
+                                          int32_t zero_point, int32_t quant_min, int32_t quant_max);
+qk_status qk_fake_quantize_per_channel_f32(size_t outer, size_t channels, size_t inner, const float *x, float *y,
+                                           uint8_t *mask, const float *scales, const int32_t *zero_points,
+                                           int32_t quant_min, int32_t quant_max);
+qk_status qk_fake_quantize_backward_f32(size_t n, const float *grad_y, const uint8_t *mask, float *grad_x);
+
+/*
+ * Learnable fake quantization (LSQ; torch._fake_quantize_learnable_per_{tensor,channel}_affine): scale and zero point
+ * are trained floats. The forward is the one above with the zero point rounded as PyTorch does: per tensor
+ * clamp(nearbyint(zero_point)), per channel clamp(round(zero_point)). The backward rounds differently, as PyTorch:
+ * per tensor trunc(clamp(zero_point + 0.5f)) (2.5 -> 3, -68.5 -> -68), per channel clamp(round(zero_point)). With
+ * that zero point z and g = grad_factor, each element has
+ *   xq = nearbyint(z + x * (1.0f / scale))
+ *   qmin <= xq <= qmax:  grad_x = grad_y, grad_scale += ((grad_y * ((xq - z) * scale - x)) / scale) * g
+ *                        (multiplied by the reciprocal), grad_zero_point += 0
+ *   xq < qmin (or NaN):  grad_x = grad_y * 0, grad_scale += (grad_y * (qmin - z)) * g,
+ *                        grad_zero_point += (-grad_y * scale) * g
+ *   xq > qmax:           the same with qmax.
+ * (PyTorch converts xq to int64, so on x86 it counts |xq| >= 2^63, infinities included, as below quant_min; QuantKit
+ * counts them on their own side.) The learnable backward needs quant_min <= 0 <= quant_max and a finite grad_factor.
+ * grad_scale and grad_zero_point are summed in double in an order fixed by the shape alone (see
+ * operators/fake-quantize.c), so they are the same on every ISA level and thread count; PyTorch sums in float, so the
+ * two agree to float rounding of the sum. An empty tensor gives zero gradients.
+ */
+qk_status qk_fake_quantize_learnable_per_tensor_f32(size_t n, const float *x, float *y, uint8_t *mask, float scale,
+                                                    float zero_point, int32_t quant_min, int32_t quant_max);
+qk_status qk_fake_quantize_learnable_per_tensor_backward_f32(size_t n, const float *x, const float *grad_y,
+                                                             float *grad_x, float scale, float zero_point,
+                                                             int32_t quant_min, int32_t quant_max, float grad_factor,
+                                                             float *grad_scale, float *grad_zero_point);
+qk_status qk_fake_quantize_learnable_per_channel_f32(size_t outer, size_t channels, size_t inner, const float *x,
+                                                     float *y, uint8_t *mask, const float *scales,
+                                                     const float *zero_points, int32_t quant_min, int32_t quant_max);
+/* grad_scales and grad_zero_points have `channels` entries. */
+qk_status qk_fake_quantize_learnable_per_channel_backward_f32(size_t outer, size_t channels, size_t inner,
+                                                              const float *x, const float *grad_y, float *grad_x,
+                                                              const float *scales, const float *zero_points,
+                                                              int32_t quant_min, int32_t quant_max, float grad_factor,
+                                                              float *grad_scales, float *grad_zero_points);
+
+enum {
+    QK_FAKE_QUANT_SYMMETRIC = 1u << 0,   /* preserve sparsity: a symmetric qscheme */
+};
+
+/*
+ * The qparams of torch.fused_moving_avg_obs_fake_quant (FusedMovingAvgObsFakeQuantize, the x86 QAT default):
+ * fbgemm::ChooseQuantizationParams(min, max, quant_min, quant_max, preserve_sparsity = QK_FAKE_QUANT_SYMMETRIC),
+ * statement for statement. For a symmetric scheme with min < 0 < max the range becomes m * [-(w / 2 + 1), w / 2]
+ * with w = quant_max - quant_min and m = max(|min| / (w / 2 + 1), max / (w / 2)), and the zero point
+ * nearbyint((quant_min + quant_max) / 2.0); otherwise the range is extended to contain 0, scale =
+ * (float)(((double)max - min) / w) (0.1 when 0; raised to 6.1e-5 with the range rescaled when smaller), and the zero
+ * point is taken from min or max (FBGEMM's error comparison, in double), nearbyint, clamped. This differs from the
+ * observers' formula (e.g. int8 symmetric: max(|min| / 128, max / 127) instead of max(|min|, max) / 127.5).
+ * min = +inf, max = -inf (nothing observed) gives scale 0.1; NaN or a non-finite extended range is an error.
+ */
+qk_status qk_fake_quant_choose_qparams(float min, float max, int32_t quant_min, int32_t quant_max, uint32_t flags,
+                                       float *scale, int32_t *zero_point);
 
 #ifdef __cplusplus
 }

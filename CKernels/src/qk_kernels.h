@@ -397,10 +397,128 @@ QK_QU8_DWCONV_VARIANTS(QK__DECLARE_QU8_DWCONV)
 QK_F32_DWCONV_VARIANTS(QK__DECLARE_F32_DWCONV)
 #undef QK__DECLARE_F32_DWCONV
 
+/* ------------------------------------------------------------------------------------------- fake quantization */
+
+/*
+ * Fake quantization (kernels/fake-quantize). Parameters of one channel or of the whole tensor, as floats: zero_point,
+ * qmin and qmax are integers with |.| <= 2^23, so every sum and difference below is exact; inv_scale = 1.0f / scale.
+ * The kernels follow PyTorch's CPU kernels bit for bit (fake_quantize_tensor_cachemask and
+ * fake_quantize_learnable_*_grad_kernel_cpu); the element formulas are in fake-quantize-scalar.c.
+ */
+typedef struct qk_fq_params {
+    float scale, inv_scale, zero_point;
+    float qmin, qmax;
+    float grad_factor;   /* learnable backward only */
+} qk_fq_params;
+
+/* grad_scale / grad_zero_point of one learnable segment: element i adds its float contribution, widened to double,
+ * to lane i % QK_FQ_LANES (in element order); the lanes are then added in order 0, 1, ..., 15. */
+#define QK_FQ_LANES 16
+
+/* forward: y[i] and (mask != NULL) mask[i] in {0, 1}. */
+typedef void qk_f32_fq_fn(size_t n, const float *x, float *y, uint8_t *mask, const qk_fq_params *p);
+/* per channel along the contiguous axis: element i uses scale[i], inv_scale[i], zero_point[i]; p gives qmin/qmax. */
+typedef void qk_f32_fq_pc_fn(size_t n, const float *x, float *y, uint8_t *mask, const float *scale,
+                             const float *inv_scale, const float *zero_point, const qk_fq_params *p);
+/* straight-through backward: dx[i] = dy[i] * (mask[i] ? 1.0f : 0.0f). */
+typedef void qk_f32_fq_mask_backward_fn(size_t n, const float *dy, const uint8_t *mask, float *dx);
+/* learnable backward of one segment: dx, and the segment's sums of the grad_scale / grad_zero_point contributions
+ * (written, in the lane order above). */
+typedef void qk_f32_fq_learnable_backward_fn(size_t n, const float *x, const float *dy, float *dx,
+                                             const qk_fq_params *p, double *grad_scale, double *grad_zero_point);
+/* the same per channel along the contiguous axis: adds element i's contributions to acc_scale[i] / acc_zero_point[i]. */
+typedef void qk_f32_fq_learnable_backward_pc_fn(size_t n, const float *x, const float *dy, float *dx,
+                                                const float *scale, const float *inv_scale, const float *zero_point,
+                                                const qk_fq_params *p, double *acc_scale, double *acc_zero_point);
+
+#define QK_FAKE_QUANT_SLOTS(X)        \
+    X(f32_fq)                         \
+    X(f32_fq_pc)                      \
+    X(f32_fq_mask_backward)           \
+    X(f32_fq_learnable_backward)      \
+    X(f32_fq_learnable_backward_pc)
+
+/* X(slot, function, required features) for one ISA's file kernels/fake-quantize/fake-quantize-<isa>.c. */
+#define QK_FAKE_QUANT_ISA_VARIANTS(X, isa, req)                                       \
+    X(f32_fq, qk_f32_fq__##isa, req)                                                  \
+    X(f32_fq_pc, qk_f32_fq_pc__##isa, req)                                            \
+    X(f32_fq_mask_backward, qk_f32_fq_mask_backward__##isa, req)                      \
+    X(f32_fq_learnable_backward, qk_f32_fq_learnable_backward__##isa, req)            \
+    X(f32_fq_learnable_backward_pc, qk_f32_fq_learnable_backward_pc__##isa, req)
+
+/* Every fake-quantization variant of this architecture, best first (read by dispatch like QK_VARIANTS; a list of its
+ * own so that the element-wise test, which covers QK_VARIANTS, stays as it is). */
+#if defined(__x86_64__) || defined(_M_X64)
+#define QK_FAKE_QUANT_VARIANTS(X)                         \
+    QK_FAKE_QUANT_ISA_VARIANTS(X, avx512, QK_REQ_AVX512)  \
+    QK_FAKE_QUANT_ISA_VARIANTS(X, avx2, QK_REQ_AVX2)      \
+    QK_FAKE_QUANT_ISA_VARIANTS(X, scalar, QK_REQ_SCALAR)
+#elif defined(__aarch64__)
+#define QK_FAKE_QUANT_VARIANTS(X)                         \
+    QK_FAKE_QUANT_ISA_VARIANTS(X, neon, QK_REQ_NEON)      \
+    QK_FAKE_QUANT_ISA_VARIANTS(X, scalar, QK_REQ_SCALAR)
+#else
+#define QK_FAKE_QUANT_VARIANTS(X) QK_FAKE_QUANT_ISA_VARIANTS(X, scalar, QK_REQ_SCALAR)
+#endif
+
+#define QK__DECLARE_FQ_VARIANT(slot, fn, req) qk_##slot##_fn fn;
+QK_FAKE_QUANT_VARIANTS(QK__DECLARE_FQ_VARIANT)
+#undef QK__DECLARE_FQ_VARIANT
+
+/* ------------------------------------------------------------------------------------------- calibration statistics */
+
+/*
+ * Histogram accumulation with torch.histc's CPU binning (PyTorch 2.15, HistogramKernel.cpp, LINEAR_INTERPOLATION):
+ * v = x (|x| with `absolute`) with lo <= v <= hi goes to bin
+ *     b = (uint32_t)(((v - lo) * (float)bins) / (hi - lo))      fp32, in this order, truncated
+ * and a quotient that is not below bins (v == hi; overflow) to bins - 1. NaN and values outside [lo, hi] are not
+ * counted. The caller guarantees lo < hi, both finite, 1 <= bins <= QK_HISTOGRAM_MAX_BINS and n < 2^32.
+ * counts holds QK_HISTOGRAM_WAYS ways of bins + 1 uint32 counters (way w at counts + w * (bins + 1)): a counted
+ * element increments counter b of some way, a skipped one counter `bins` of some way; the caller zeroes the
+ * counters and sums the ways. (Several ways keep increments of one bin from waiting on each other.) Unless min is
+ * NULL (max is then ignored too), the kernel also folds the finite raw x (not |x|) into *min / *max as
+ * qk_f32_minmax does.
+ */
+#define QK_HISTOGRAM_WAYS 4
+#define QK_HISTOGRAM_BLOCK 256   /* indices the SIMD variants compute before incrementing their counters */
+#define QK_HISTOGRAM_MAX_BINS ((size_t)1 << 24)
+typedef void qk_f32_histogram_fn(size_t n, const float *x, float lo, float hi, uint32_t bins, int absolute,
+                                 uint32_t *counts, float *min, float *max);
+/* Element-wise running min/max: min[i] = x[i] < min[i] ? x[i] : min[i] (max likewise); NaN skipped, and +-inf with
+ * finite_only. Bit for bit the same on every ISA (no lanes are folded). */
+typedef void qk_f32_vminmax_fn(size_t n, const float *x, int finite_only, float *min, float *max);
+
+/* Slots and variants of the calibration statistics, kept apart from QK_VARIANTS (whose every slot test_kernels.c
+ * tests) and tested by test_statistics.c. */
+#define QK_STATISTICS_SLOTS(X) \
+    X(f32_histogram)           \
+    X(f32_vminmax)
+#define QK_STATISTICS_KERNELS(X, isa, req)              \
+    X(f32_histogram, qk_f32_histogram__##isa, req)      \
+    X(f32_vminmax, qk_f32_vminmax__##isa, req)
+#if defined(__x86_64__) || defined(_M_X64)
+#define QK_STATISTICS_VARIANTS(X)                         \
+    QK_STATISTICS_KERNELS(X, avx512, QK_REQ_AVX512)       \
+    QK_STATISTICS_KERNELS(X, avx2, QK_REQ_AVX2)           \
+    QK_STATISTICS_KERNELS(X, scalar, QK_REQ_SCALAR)
+#elif defined(__aarch64__)
+#define QK_STATISTICS_VARIANTS(X)                         \
+    QK_STATISTICS_KERNELS(X, neon, QK_REQ_NEON)           \
+    QK_STATISTICS_KERNELS(X, scalar, QK_REQ_SCALAR)
+#else
+#define QK_STATISTICS_VARIANTS(X) QK_STATISTICS_KERNELS(X, scalar, QK_REQ_SCALAR)
+#endif
+
+#define QK__DECLARE_STATISTICS(slot, fn, req) qk_##slot##_fn fn;
+QK_STATISTICS_VARIANTS(QK__DECLARE_STATISTICS)
+#undef QK__DECLARE_STATISTICS
+
 /* The dispatch table: one pointer per slot, filled once per ISA level and then read-only. */
 typedef struct qk_kernel_table {
 #define QK__TABLE_FIELD(slot) qk_##slot##_fn *slot;
     QK_SLOTS(QK__TABLE_FIELD)
+    QK_FAKE_QUANT_SLOTS(QK__TABLE_FIELD)
+    QK_STATISTICS_SLOTS(QK__TABLE_FIELD)
 #undef QK__TABLE_FIELD
     const qk_gemm_config *gemm;        /* best exact GEMM of the level (never NULL) */
     const qk_gemm_config *gemm_fast;   /* best fast GEMM with gemm's layout, or NULL */

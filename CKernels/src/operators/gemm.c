@@ -24,6 +24,8 @@ typedef struct gemm_op {
     const qk_gemm_config *cfg;
     size_t k;
     const uint8_t *a;           /* quint8 rows, or qint8 rows when a_signed */
+    const qk_gemm_source *src;  /* rows made on demand instead of a (then always prepared) */
+    int fill_in_tile;           /* src with one column tile: each tile makes its own rows, no separate pass */
     size_t a_stride;            /* bytes */
     int a_signed;
     int row_sums;               /* compute activation row sums (some zw != 0) */
@@ -76,6 +78,14 @@ static void prepare_rows(void *ctx, size_t begin, size_t end) {
     }
 }
 
+/* Rows [begin, end) of the chunk from the caller's source, written straight in the kernel's format. */
+static void fill_rows(void *ctx, size_t begin, size_t end) {
+    const gemm_op *o = ctx;
+    const size_t kg = (o->k + o->cfg->kr - 1) / o->cfg->kr * o->cfg->kr;
+    o->src->fill(o->src->context, o->row0 + begin, end - begin, (o->cfg->flags & QK_GEMM_A16) != 0, kg,
+                 o->pa + begin * o->pa_stride, o->pa_stride, o->sums ? o->sums + begin : NULL);
+}
+
 /* Row sums only (quint8 rows the kernel reads in place). */
 static void sum_rows(void *ctx, size_t begin, size_t end) {
     const gemm_op *o = ctx;
@@ -90,6 +100,7 @@ static void sum_rows(void *ctx, size_t begin, size_t end) {
 /* One tile; i0 is relative to the chunk (row0). */
 static void gemm_tile(void *ctx, size_t i0, size_t j0, size_t ni, size_t nj) {
     gemm_op *o = ctx;
+    if (o->fill_in_tile) fill_rows(o, i0, i0 + ni);
     const qk_gemm_config *cfg = o->cfg;
     const size_t MR = cfg->mr, NR = cfg->nr, K = o->k;
     const unsigned char *packed = o->w->packed;
@@ -115,7 +126,7 @@ static void gemm_tile(void *ctx, size_t i0, size_t j0, size_t ni, size_t nj) {
 }
 
 /* Every activation <= 127? Early exit at the first that is not. */
-static int activations_7bit(size_t m, size_t k, const uint8_t *a, size_t a_stride) {
+int qk_gemm_activations_7bit(size_t m, size_t k, const uint8_t *a, size_t a_stride) {
     for (size_t i = 0; i < m; i++) {
         const uint8_t *row = a + i * a_stride;
         size_t j = 0;
@@ -185,9 +196,10 @@ static qk_status check_run(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dt
     return QK_OK;
 }
 
+/* a (a_stride elements per row) or, when src != NULL, rows from src; y_stride in elements of y_elem bytes. */
 static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dtype,
-                     const void *a, size_t a_stride, int32_t a_zero_point, void *y, size_t y_stride, size_t y_elem,
-                     uint32_t flags, qk_gemm_epilogue *e) {
+                     const void *a, size_t a_stride, const qk_gemm_source *src, int32_t a_zero_point, void *y,
+                     size_t y_stride, size_t y_elem, uint32_t flags, qk_gemm_epilogue *e) {
     const size_t n = w->n, k = w->k;
     const qk_gemm_config *exact, *fast;
     pick_kernels(t, w, &exact, &fast);
@@ -195,7 +207,8 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
     const int a_signed = a_dtype == QK_DTYPE_QINT8;
     if (fast && !a_signed) {
         /* Both kernels are exact on 7-bit data, so scanning changes speed only; it pays when N is not tiny. */
-        if ((flags & QK_GEMM_ACTIVATIONS_7BIT) || (n >= 4 * (size_t)fast->nr && activations_7bit(m, k, a, a_stride)))
+        if ((flags & QK_GEMM_ACTIVATIONS_7BIT) ||
+            (!src && n >= 4 * (size_t)fast->nr && qk_gemm_activations_7bit(m, k, a, a_stride)))
             cfg = fast;
     }
     if (cfg->mr > QK_GEMM_MAX_MR)
@@ -210,6 +223,7 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
     o.a = a ? (const uint8_t *)a : &dummy;
     o.a_stride = a ? a_stride : 0;
     o.a_signed = a_signed;
+    o.src = src;
     o.row_sums = w->any_zero_point;
     o.y = y;
     o.y_stride = y_stride * y_elem;
@@ -229,13 +243,18 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
         if (nc > n_all) nc = n_all;
     }
 
+    /* Rows from a source are made by their tile when it is the only one to read them (one column tile): they are
+     * then still in cache when the kernel reads them, and the chunk needs one parallel pass instead of two. */
+    o.fill_in_tile = src && k && nc >= n;
+
     /* Rows per chunk: all of M when the prepared rows fit the budget, else whole tiles of it. */
-    const int prepare = k && ((cfg->flags & QK_GEMM_A16) || a_signed);
+    const int prepare = k && (src || (cfg->flags & QK_GEMM_A16) || a_signed);
     const size_t kg = (k + cfg->kr - 1) / cfg->kr * cfg->kr;
+    const size_t budget = src ? src->chunk_bytes : QK_GEMM_PREPARED_BYTES;
     o.pa_stride = (cfg->flags & QK_GEMM_A16) ? kg * 2 : k;
     size_t chunk = m;
-    if (prepare && o.pa_stride && QK_GEMM_PREPARED_BYTES / o.pa_stride < m) {
-        chunk = QK_GEMM_PREPARED_BYTES / o.pa_stride / mc * mc;
+    if (prepare && o.pa_stride && budget / o.pa_stride < m) {
+        chunk = budget / o.pa_stride / mc * mc;
         if (chunk < mc) chunk = mc;
     }
     uint8_t *buf = NULL;
@@ -253,7 +272,9 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
     for (size_t r0 = 0; r0 < m; r0 += chunk) {
         const size_t rows = m - r0 < chunk ? m - r0 : chunk;
         o.row0 = r0;
-        if (prepare) qk_parallel_for_1d(rows, QK_STREAM_TILE / row_bytes + 1, prepare_rows, &o);
+        if (src) {
+            if (k && !o.fill_in_tile) qk_parallel_for_1d(rows, QK_STREAM_TILE / row_bytes + 1, fill_rows, &o);
+        } else if (prepare) qk_parallel_for_1d(rows, QK_STREAM_TILE / row_bytes + 1, prepare_rows, &o);
         else if (o.row_sums && k) qk_parallel_for_1d(rows, QK_STREAM_TILE / row_bytes + 1, sum_rows, &o);
         qk_parallel_for_2d(rows, mc, n, nc, gemm_tile, &o);
     }
@@ -265,17 +286,11 @@ static qk_status run(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, siz
     const qk_kernel_table *t = qk_kernels(); \
     if (!t) return qk_runtime_init();
 
-qk_status qk_qs8_gemm_q8(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dtype, const void *a, size_t a_stride,
-                         float a_scale, int32_t a_zero_point, qk_dtype y_dtype, void *y, size_t y_stride,
-                         float y_scale, int32_t y_zero_point, uint32_t flags) {
-    QK_KERNELS_OR_FAIL(t)
-    qk_status s;
-    if ((s = check_run(w, m, a_dtype, a, a_stride, a_zero_point, y, y_stride, 1, flags,
-                       QK_GEMM_RELU | QK_GEMM_ACTIVATIONS_7BIT)) ||
-        (s = qk_check_scale(a_scale, "activation scale")) || (s = check_8bit_dtype(y_dtype, "output")) ||
-        (s = qk_check_scale(y_scale, "output scale")) || (s = qk_check_zero_point(y_dtype, y_zero_point,
-                                                                            "output zero point")))
-        return s;
+/* The requantizing output stage's per-column arrays, then the run (a matrix, or rows from src). */
+static qk_status run_q8(const qk_kernel_table *t, const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dtype,
+                        const void *a, size_t a_stride, const qk_gemm_source *src, float a_scale, int32_t a_zero_point,
+                        qk_dtype y_dtype, void *y, size_t y_stride, float y_scale, int32_t y_zero_point,
+                        uint32_t flags) {
     const size_t n = w->n;
     if (!m || !n) return QK_OK;
     float *arrays = malloc(2 * n * sizeof(float));
@@ -296,9 +311,41 @@ qk_status qk_qs8_gemm_q8(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dtyp
     e.out_zero_point = y_zero_point;
     e.out_min = (flags & QK_GEMM_RELU) ? y_zero_point : (y_dtype == QK_DTYPE_QUINT8 ? 0 : -128);
     e.out_max = y_dtype == QK_DTYPE_QUINT8 ? 255 : 127;
-    s = run(t, w, m, a_dtype, a, a_stride, a_zero_point, y, y_stride, 1, flags, &e);
+    const qk_status s = run(t, w, m, a_dtype, a, a_stride, src, a_zero_point, y, y_stride, 1, flags, &e);
     free(arrays);
     return s;
+}
+
+qk_status qk_qs8_gemm_q8(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dtype, const void *a, size_t a_stride,
+                         float a_scale, int32_t a_zero_point, qk_dtype y_dtype, void *y, size_t y_stride,
+                         float y_scale, int32_t y_zero_point, uint32_t flags) {
+    QK_KERNELS_OR_FAIL(t)
+    qk_status s;
+    if ((s = check_run(w, m, a_dtype, a, a_stride, a_zero_point, y, y_stride, 1, flags,
+                       QK_GEMM_RELU | QK_GEMM_ACTIVATIONS_7BIT)) ||
+        (s = qk_check_scale(a_scale, "activation scale")) || (s = check_8bit_dtype(y_dtype, "output")) ||
+        (s = qk_check_scale(y_scale, "output scale")) || (s = qk_check_zero_point(y_dtype, y_zero_point,
+                                                                            "output zero point")))
+        return s;
+    return run_q8(t, w, m, a_dtype, a, a_stride, NULL, a_scale, a_zero_point, y_dtype, y, y_stride, y_scale,
+                  y_zero_point, flags);
+}
+
+qk_status qk_gemm_q8_source(const qk_qs8_gemm_weights *w, size_t m, const qk_gemm_source *src, float a_scale,
+                            int32_t a_zero_point, uint8_t *y, size_t y_stride, float y_scale, int32_t y_zero_point,
+                            uint32_t flags) {
+    QK_KERNELS_OR_FAIL(t)
+    qk_status s;
+    if (!src || !src->fill || !src->chunk_bytes)
+        return qk_fail(QK_ERROR_INVALID_ARGUMENT, "GEMM activation source without a fill function or chunk size");
+    /* the activation checks see a stride of K: the rows are made to measure */
+    if ((s = check_run(w, m, QK_DTYPE_QUINT8, src, w ? w->k : 0, a_zero_point, y, y_stride, 1, flags,
+                       QK_GEMM_RELU | QK_GEMM_ACTIVATIONS_7BIT)) ||
+        (s = qk_check_scale(a_scale, "activation scale")) || (s = qk_check_scale(y_scale, "output scale")) ||
+        (s = qk_check_zero_point(QK_DTYPE_QUINT8, y_zero_point, "output zero point")))
+        return s;
+    return run_q8(t, w, m, QK_DTYPE_QUINT8, NULL, 0, src, a_scale, a_zero_point, QK_DTYPE_QUINT8, y, y_stride,
+                  y_scale, y_zero_point, flags);
 }
 
 qk_status qk_qs8_gemm_f32(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dtype, const void *a, size_t a_stride,
@@ -324,7 +371,7 @@ qk_status qk_qs8_gemm_f32(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dty
     e.scale = scale;
     e.bias = bias;
     e.relu = (flags & QK_GEMM_RELU) != 0;
-    s = run(t, w, m, a_dtype, a, a_stride, a_zero_point, y, y_stride, sizeof(float), flags, &e);
+    s = run(t, w, m, a_dtype, a, a_stride, NULL, a_zero_point, y, y_stride, sizeof(float), flags, &e);
     free(arrays);
     return s;
 }
@@ -339,5 +386,5 @@ qk_status qk_qs8_gemm_s32(const qk_qs8_gemm_weights *w, size_t m, qk_dtype a_dty
     qk_gemm_epilogue e;
     memset(&e, 0, sizeof e);
     e.kind = QK_GEMM_OUT_S32;
-    return run(t, w, m, a_dtype, a, a_stride, a_zero_point, y, y_stride, sizeof(int32_t), flags, &e);
+    return run(t, w, m, a_dtype, a, a_stride, NULL, a_zero_point, y, y_stride, sizeof(int32_t), flags, &e);
 }

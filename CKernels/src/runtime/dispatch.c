@@ -79,6 +79,8 @@ static void fill_table(qk_kernel_table *t, uint32_t allowed) {
 #define QK__PICK(slot, fn, req) \
     if (!t->slot && ((req) & ~allowed) == 0) t->slot = fn;
     QK_VARIANTS(QK__PICK)
+    QK_FAKE_QUANT_VARIANTS(QK__PICK)
+    QK_STATISTICS_VARIANTS(QK__PICK)
 #undef QK__PICK
     /* GEMM: the first exact variant allowed, then the first fast one packing the same way. */
     for (size_t i = 0; i < qk_gemm_config_count && !t->gemm; i++)
