@@ -31,6 +31,15 @@ final class GoldenConformanceTests: XCTestCase {
         "quantized_linear": runQuantizedLinear,
         "dynamic_quantized_linear": runDynamicQuantizedLinear,
         "fp16_linear": runFP16Linear,
+        "fake_quantize_per_tensor_affine": runFakeQuantizePerTensor,
+        "fake_quantize_per_channel_affine": runFakeQuantizePerChannel,
+        "fake_quantize_learnable_per_tensor_affine": runFakeQuantizeLearnablePerTensor,
+        "quantized_conv2d": runQuantizedConv2d,
+        "MinMaxObserver": runObserver,
+        "MovingAverageMinMaxObserver": runObserver,
+        "PerChannelMinMaxObserver": runObserver,
+        "MovingAveragePerChannelMinMaxObserver": runObserver,
+        "HistogramObserver": runObserver,
     ]
 
     // MARK: Loading
