@@ -26,9 +26,10 @@ BUILD_ROOT ?= build
 BENCH_JSON ?= bench-results/bench.json
 FAIL_FAST ?=
 
-# Debian packages the checks use (libc6-dev-arm64-cross is only a Recommends of gcc-aarch64-linux-gnu).
+# Debian packages the checks use (libc6-dev-arm64-cross is only a Recommends of gcc-aarch64-linux-gnu;
+# zlib1g-dev for the gzipped datasets, dataset-fashion-mnist for the Fashion-MNIST tests and demo).
 DEPS_PACKAGES := cmake pkg-config libopenblas-dev libomp-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-                 qemu-user libsimde-dev
+                 qemu-user libsimde-dev zlib1g-dev dataset-fashion-mnist
 
 # ISA levels `swift test` is repeated under (QUANTKIT_ISA); a level the CPU lacks is skipped with a note.
 TEST_ISAS ?= scalar avx2

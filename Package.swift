@@ -23,13 +23,18 @@ let package = Package(
             cSettings: [.headerSearchPath("src"), .headerSearchPath("src/kernels")],
             linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux])),
                              .linkedLibrary("m", .when(platforms: [.linux]))]),
-        .target(name: "QuantKit", dependencies: ["CKernels"]),
+        // System zlib for the gzipped datasets (Debian: zlib1g-dev; part of the Apple SDKs).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // fp32 GEMM (float modules, training) goes through CBLAS: OpenBLAS on Linux, Accelerate on Apple platforms.
+        .target(name: "QuantKit",
+                dependencies: ["CKernels", "CZlib",
+                               .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))]),
         .executableTarget(
             name: "QuantKitCLI",
             dependencies: ["QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/quantkit"),
         .systemLibrary(
-            name: "COpenBLAS", path: "Benchmarks/COpenBLAS", pkgConfig: "openblas",
+            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         .executableTarget(
             name: "QuantKitBench",
