@@ -22,8 +22,10 @@ struct QuantKitBench: ParsableCommand {
             """)
 
     /// Every benchmark, in output order: the streaming kernels against memcpy, then GEMM against cblas_sgemm, then
-    /// int8 depthwise convolution against QuantKit's fp32 depthwise convolution.
-    static var registry: [BenchmarkCase] { MemoryBoundCases.all + GemmCases.all + ConvCases.all }
+    /// int8 depthwise convolution against QuantKit's fp32 depthwise convolution, then the histogram observer.
+    static var registry: [BenchmarkCase] {
+        MemoryBoundCases.all + GemmCases.all + ConvCases.all + ObserverCases.all
+    }
 
     @Option(name: .long, help: ArgumentHelp(
         "Only run cases whose kernel name, or \"kernel shape\" as --list prints it, matches this regular expression.",

@@ -64,12 +64,14 @@ struct TableReporter {
         }
         gemmSummary(machine: machine, results: results)
         convSummary(results: results)
+        ObserverCases.footer(results: results)
+        Conv2dCases.summary(results).forEach { print($0) }
     }
 
     /// The depthwise convolution targets of issue 5 (single thread): each layer's int8 time at most PyTorch's FBGEMM
     /// time measured on this CPU; the goal is 0.6x that.
     private func convSummary(results: [BenchResult]) {
-        let rows = results.filter { $0.conv != nil && $0.threads == 1 }
+        let rows = results.filter { $0.kernel == ConvCases.kernelName && $0.threads == 1 }
         guard !rows.isEmpty else { return }
         print("")
         print("qu8_dwconv: time per layer; fp32 = QuantKit's f32_dwconv on the same layer in the same run; "
