@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes conv_golden.h: every quantized_conv2d case of the golden conv.json (any groups; depthwise ones included) as
-C arrays, so that test_conv.c needs no JSON parser. Floats are written as hex literals (exact). The sibling of
-gen_dwconv_golden.py, which writes the depthwise cases alone for test_dwconv.c.
+C arrays, so that test_conv.c and test_dwconv.c (its depthwise cases) need no JSON parser. Floats are written as hex
+literals (exact).
 
 usage: gen_conv_golden.py [path/to/conv.json] > Tests/CKernelsTests/conv_golden.h
 The default input is $QUANTKIT_GOLDEN_DIR/conv.json, else Tests/QuantKitTests/Fixtures/golden/conv.json.
