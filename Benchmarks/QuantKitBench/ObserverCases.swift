@@ -66,8 +66,7 @@ enum ObserverCases {
             let label = "\(r.kernel) \(shapeName), \(r.threads) thread\(r.threads == 1 ? "" : "s")"
             var text = "  " + label.padding(toLength: 44, withPad: " ", startingAt: 0)
             text += String(format: "%8.1f µs  (target <= %.0f µs: ", us, t.target)
-            text += us <= t.target ? "met" : "NOT met"
-                + String(format: "; %.1fx PyTorch's speed)", t.pytorch / us)
+            text += (us <= t.target ? "met" : "NOT met") + String(format: "; %.1fx PyTorch's speed)", t.pytorch / us)
             print(text)
         }
     }
