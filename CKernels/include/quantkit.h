@@ -428,8 +428,9 @@ qk_status qk_f32_dwconv(const qk_f32_dwconv_weights *weights, const qk_conv2d_ge
  * groups and ocg = out_channels / groups, output channel o belongs to group g = o / ocg and reads input channels
  * [g * icg, (g + 1) * icg):
  *   raw[o] = sum_{c < icg, ky, kx} (x[n][iy][ix][g * icg + c] - x_zero_point) * (w[o][c][ky][kx] - zw[o])  (int32)
- * followed by the output stage of qk_qs8_dwconv_q8 (that of qk_qs8_gemm_q8) bit for bit. groups == in_channels runs
- * the depthwise kernels (qk_qs8_dwconv_*); other convolutions run the int8 GEMM once per group: on x itself for 1x1
+ * followed by the output stage of qk_qs8_dwconv_q8 (that of qk_qs8_gemm_q8) bit for bit. groups == in_channels > 1
+ * runs the depthwise kernels (qk_qs8_dwconv_*); other convolutions (one input channel included) run the int8 GEMM
+ * once per group: on x itself for 1x1
  * kernels with stride 1 and no padding, else on im2col rows made chunk by chunk in a per-call buffer of a few MB.
  * Results are the same on every ISA level and thread count.
  */

@@ -139,10 +139,10 @@ static const char *describe(const cvcase *t, char *buf, size_t n) {
     return buf;
 }
 
-/* The path a handle must report: depthwise for groups == in_channels, else "1x1 gemm" or "im2col gemm". */
+/* The path a handle must report: depthwise for groups == in_channels > 1, else "1x1 gemm" or "im2col gemm". */
 static int path_ok(const qk_qs8_conv2d_weights *h, const cvcase *t) {
     const char *k = qk_qs8_conv2d_weights_kernel(h);
-    const char *want = t->groups == t->ic ? "depthwise qk_" : t->g.kernel_h == 1 && t->g.kernel_w == 1 ?
+    const char *want = t->groups == t->ic && t->ic > 1 ? "depthwise qk_" : t->g.kernel_h == 1 && t->g.kernel_w == 1 ?
                        "1x1 gemm qk_" : "im2col gemm qk_";
     return strncmp(k, want, strlen(want)) == 0;
 }

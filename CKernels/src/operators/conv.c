@@ -70,7 +70,9 @@ qk_status qk_qs8_conv2d_weights_create(size_t in_channels, size_t out_channels, 
     w->icg = icg;
     w->ocg = ocg;
     w->k = k;
-    if (groups == in_channels) {   /* depthwise: PyTorch's [out_channels, 1, kh, kw] is the depthwise layout */
+    /* depthwise: PyTorch's [out_channels, 1, kh, kw] is the depthwise layout. One input channel (a first layer on
+     * grey images) is a plain GEMM with K = kh * kw instead: one pass over the input feeds every output channel. */
+    if (groups == in_channels && in_channels > 1) {
         s = qk_qs8_dwconv_weights_create(in_channels, ocg, kernel_h, kernel_w, weights, qscheme, scales, zero_points,
                                          bias, &w->dw);
         if (s) {
@@ -146,6 +148,7 @@ typedef struct im2col_op {
     const uint8_t *x;       /* the group's first channel of pixel (0, 0, 0) */
     size_t ic, icg, oh, ow, k;
     uint8_t zero;           /* x_zero_point: what padded taps read */
+    size_t small_w;         /* > 0: values in one padded input row for im2col_fill_small (else 0: not eligible) */
 } im2col_op;
 
 static void widen(uint16_t *d, const uint8_t *s, size_t n) {
@@ -161,6 +164,102 @@ static void widen(uint16_t *d, const uint8_t *s, size_t n) {
 
 static void fill16(uint16_t *d, uint16_t v, size_t n) {
     for (size_t i = 0; i < n; i++) d[i] = v;
+}
+
+/* Stack bytes im2col_fill_small may use for its kh padded input rows (+ 8 bytes of slack each). */
+#define QK_IM2COL_SMALL_BYTES 4096
+
+/* Whether the rows of this convolution can be made by im2col_fill_small: a kernel row of at most 64 values
+ * (kw * icg: 3x3 on one channel is 3, on 16 channels 48), all channels in the group, unit dilation along x, and kh
+ * padded input rows of uint16 that fit its stack buffer. Returns the padded row's values, or 0. */
+static size_t im2col_small_width(const qk_conv2d_geometry *g, size_t ic, size_t icg, size_t ow) {
+    if (icg != ic || g->dilation_w != 1 || g->kernel_w * icg > 64) return 0;
+    const size_t wp = ((ow - 1) * g->stride_w + g->kernel_w) * icg;   /* every tap of every output column */
+    if (g->kernel_h > QK_IM2COL_SMALL_BYTES / 16 || (2 * wp + 8) > QK_IM2COL_SMALL_BYTES / g->kernel_h) return 0;
+    return wp;
+}
+
+/* Copies 8 * n8 bytes (n8 in 1..16) with a constant-size copy per case: inlined moves, where a loop of 8-byte copies
+ * would become a memcpy call per kernel row. */
+static inline void copy_8n(uint8_t *d, const uint8_t *s, size_t n8) {
+#define QK__COPY(n) case n: memcpy(d, s, 8 * n); break;
+    switch (n8) {
+    QK__COPY(1) QK__COPY(2) QK__COPY(3) QK__COPY(4) QK__COPY(5) QK__COPY(6) QK__COPY(7) QK__COPY(8)
+    QK__COPY(9) QK__COPY(10) QK__COPY(11) QK__COPY(12) QK__COPY(13) QK__COPY(14) QK__COPY(15)
+    default: memcpy(d, s, 128); break;
+    }
+#undef QK__COPY
+}
+
+/*
+ * im2col_fill for short kernel rows (im2col_small_width), in either format (quint8, or uint16 padded with zeros to
+ * kg values): for each image row of outputs, the kh input rows it reads are copied once (widened for a16) into
+ * zero-point-padded buffers, and each im2col row is then kh runs of 8-byte copies (each run's tail past its kernel
+ * row is overwritten by the next run, the k-group padding or the next row). The per-tap bookkeeping and small memcpy
+ * calls of the general fill cost about as much as the GEMM itself for 3x3 kernels on few channels. Same values.
+ */
+static void im2col_fill_small(const im2col_op *o, size_t row, size_t count, int a16, size_t kg, uint8_t *dst,
+                              size_t dst_stride, int32_t *sums) {
+    const qk_conv2d_geometry *g = o->g;
+    const size_t es = a16 ? 2 : 1;   /* bytes per value */
+    const size_t icg = o->icg, kh = g->kernel_h, K = o->k, wp = o->small_w;
+    const size_t L = g->kernel_w * icg * es, bw = wp * es + 8;   /* bytes of a kernel row, of a buffer row */
+    const size_t n8 = (L + 7) / 8;                                /* 8-byte copies per kernel row */
+    const size_t sw = g->stride_w * icg * es, left = g->pad_left * icg, inner = g->in_w * icg;
+    _Alignas(16) uint8_t buf[QK_IM2COL_SMALL_BYTES];
+    size_t n = row / (o->oh * o->ow), oy = row / o->ow % o->oh, ox = row % o->ow;
+    /* Rows from `last` on are written exactly, so no store passes the end of the rows this call owns. */
+    const size_t spill = (kh - 1) * L + 8 * n8, tail = (spill + dst_stride - 1) / dst_stride;
+    const size_t last = count > tail ? count - tail : 0;
+    size_t r = 0;
+    while (r < count) {
+        for (size_t ky = 0; ky < kh; ky++) {
+            uint8_t *p = buf + ky * bw;
+            const size_t y = oy * g->stride_h + ky * g->dilation_h;
+            const size_t l = left < wp ? left : wp;
+            size_t c = 0;   /* values from the image; the rest of the row is padding */
+            const uint8_t *s = NULL;
+            if (y >= g->pad_top && y - g->pad_top < g->in_h) {
+                s = o->x + (n * g->in_h + y - g->pad_top) * g->in_w * o->ic;
+                c = wp - l < inner ? wp - l : inner;
+            }
+            if (a16) {
+                uint16_t *p16 = (uint16_t *)p;
+                fill16(p16, o->zero, l);
+                if (c) widen(p16 + l, s, c);
+                fill16(p16 + l + c, o->zero, wp - l - c + 4);
+            } else {
+                memset(p, o->zero, l);
+                if (c) memcpy(p + l, s, c);
+                memset(p + l + c, o->zero, wp - l - c + 8);
+            }
+        }
+        const size_t run = count - r < o->ow - ox ? count - r : o->ow - ox;
+        for (size_t i = 0; i < run; i++, r++) {
+            uint8_t *d = dst + r * dst_stride;
+            const uint8_t *p = buf + (ox + i) * sw;
+            if (r < last) {
+                for (size_t ky = 0; ky < kh; ky++) copy_8n(d + ky * L, p + ky * bw, n8);
+            } else {
+                for (size_t ky = 0; ky < kh; ky++) memcpy(d + ky * L, p + ky * bw, L);
+            }
+            uint32_t sum = 0;
+            if (a16) {
+                uint16_t *d16 = (uint16_t *)d;
+                fill16(d16 + K, 0, kg - K);
+                if (sums)
+                    for (size_t j = 0; j < K; j++) sum += d16[j];
+            } else if (sums) {
+                for (size_t j = 0; j < K; j++) sum += d[j];
+            }
+            if (sums) sums[r] = (int32_t)sum;
+        }
+        ox = 0;
+        if (++oy == o->oh) {
+            oy = 0;
+            n++;
+        }
+    }
 }
 
 /* Puts n values at position `at` of the row: from s (NULL: the zero point). */
@@ -179,6 +278,10 @@ static inline void put(uint8_t *row, int a16, size_t at, const uint8_t *s, uint8
 static void im2col_fill(void *ctx, size_t row, size_t count, int a16, size_t kg, uint8_t *dst, size_t dst_stride,
                         int32_t *sums) {
     const im2col_op *o = ctx;
+    if (o->small_w) {
+        im2col_fill_small(o, row, count, a16, kg, dst, dst_stride, sums);
+        return;
+    }
     const qk_conv2d_geometry *g = o->g;
     const size_t kw = g->kernel_w, icg = o->icg, ic = o->ic, k = o->k;
     /* a tap run of whole pixels is one contiguous copy when the group is every channel and taps are adjacent */
@@ -268,7 +371,7 @@ qk_status qk_qs8_conv2d_q8(const qk_qs8_conv2d_weights *w, const qk_conv2d_geome
      * (kh * kw times fewer bytes than the im2col rows; it stops at the first byte > 127). */
     uint32_t im2col_flags = flags;
     if (!direct && strcmp(qk_qs8_gemm_weights_kernel(w->gemm[0], 1), qk_qs8_gemm_weights_kernel(w->gemm[0], 0)) &&
-        x_zero_point <= 127 && qk_gemm_activations_7bit(pixels, w->in_channels, x, w->in_channels))
+        x_zero_point <= 127 && qk_gemm_activations_7bit(1, pixels * w->in_channels, x, 0))   /* x is contiguous */
         im2col_flags |= QK_GEMM_ACTIVATIONS_7BIT;
     for (size_t gi = 0; gi < w->groups && !s; gi++) {
         const uint8_t *xg = x + gi * w->icg;
@@ -278,7 +381,8 @@ qk_status qk_qs8_conv2d_q8(const qk_qs8_conv2d_weights *w, const qk_conv2d_geome
                                QK_DTYPE_QUINT8, yg, w->out_channels, y_scale, y_zero_point, flags);
             continue;
         }
-        im2col_op o = {g, xg, w->in_channels, w->icg, oh, ow, w->k, (uint8_t)x_zero_point};
+        im2col_op o = {g, xg, w->in_channels, w->icg, oh, ow, w->k, (uint8_t)x_zero_point,
+                       im2col_small_width(g, w->in_channels, w->icg, ow)};
         const qk_gemm_source src = {im2col_fill, &o, QK_CONV_CHUNK_BYTES};
         s = qk_gemm_q8_source(w->gemm[gi], rows, &src, x_scale, x_zero_point, yg, w->out_channels, y_scale,
                               y_zero_point, im2col_flags);

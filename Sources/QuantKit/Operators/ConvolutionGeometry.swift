@@ -127,14 +127,19 @@ enum ConvolutionIO {
                 case .nhwc:
                     try body(input.baseAddress!, y)
                 case .nchw:
-                    let xt = TensorStorage<T>(uninitializedCount: input.count)
-                    LayoutPermute.transpose(input.baseAddress!, xt.base, batches: g.batch, rows: inChannels,
-                                            columns: g.inHeight * g.inWidth)
-                    let yt = TensorStorage<U>(uninitializedCount: count)
+                    // One channel is the same bytes in NCHW and NHWC: no permute (and no copy) on that side.
+                    let xt = inChannels > 1 ? TensorStorage<T>(uninitializedCount: input.count) : nil
+                    if let xt {
+                        LayoutPermute.transpose(input.baseAddress!, xt.base, batches: g.batch, rows: inChannels,
+                                                columns: g.inHeight * g.inWidth)
+                    }
+                    let yt = outChannels > 1 ? TensorStorage<U>(uninitializedCount: count) : nil
                     try withExtendedLifetime((xt, yt)) {
-                        try body(xt.base, yt.base)
-                        LayoutPermute.transpose(UnsafePointer(yt.base), y, batches: g.batch,
-                                                rows: g.outHeight * g.outWidth, columns: outChannels)
+                        try body(xt.map { UnsafePointer($0.base) } ?? input.baseAddress!, yt?.base ?? y)
+                        if let yt {
+                            LayoutPermute.transpose(UnsafePointer(yt.base), y, batches: g.batch,
+                                                    rows: g.outHeight * g.outWidth, columns: outChannels)
+                        }
                     }
                 }
             }
