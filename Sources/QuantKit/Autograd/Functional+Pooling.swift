@@ -188,29 +188,6 @@ extension Functional {
         }
     }
 
-    /// Max pooling of integer values (quantized tensors, whose integer order is the real order): the same windows,
-    /// padding as the type's minimum.
-    static func maxPoolPlanes<T: FixedWidthInteger>(_ plan: PoolingPlan, _ x: UnsafePointer<T>,
-                                                    _ y: UnsafeMutablePointer<T>) {
-        let inPlane = plan.ih * plan.iw, outPlane = plan.oh * plan.ow
-        for plane in 0..<plan.planes {
-            let source = x + plane * inPlane
-            for oy in 0..<plan.oh {
-                let (hStart, hEnd) = plan.window(oy, start: plan.sh * oy - plan.ph, kernel: plan.kh,
-                                                 dilation: plan.dh, size: plan.ih)
-                for ox in 0..<plan.ow {
-                    let (wStart, wEnd) = plan.window(ox, start: plan.sw * ox - plan.pw, kernel: plan.kw,
-                                                     dilation: plan.dw, size: plan.iw)
-                    var best = T.min
-                    for iy in stride(from: hStart, to: hEnd, by: plan.dh) {
-                        for ix in stride(from: wStart, to: wEnd, by: plan.dw) { best = max(best, source[iy * plan.iw + ix]) }
-                    }
-                    y[plane * outPlane + oy * plan.ow + ox] = best
-                }
-            }
-        }
-    }
-
     /// 2-D average pooling over the last two dimensions of `[N, C, H, W]` (or `[C, H, W]`): each output is the sum
     /// of its window divided by the window size including padding (`countIncludePad`, PyTorch's default) or by the
     /// number of input elements in it, or by `divisorOverride`; windows that `ceilMode` lets run past the padding

@@ -32,32 +32,32 @@ open class FloatFunctional: Module {
     }
 
     /// `a + b` (broadcasting), observed. PyTorch: `ff.add(a, b)`.
-    public func add(_ a: Variable, _ b: Variable) throws -> Variable {
+    open func add(_ a: Variable, _ b: Variable) throws -> Variable {
         try observe(try attributingErrors { try Functional.add(a, b) })
     }
 
     /// `x + scalar`, not observed. PyTorch: `ff.add_scalar(x, scalar)`.
-    public func addScalar(_ x: Variable, _ scalar: Float) throws -> Variable {
+    open func addScalar(_ x: Variable, _ scalar: Float) throws -> Variable {
         try attributingErrors { try Functional.add(x, scalar: scalar) }
     }
 
     /// `a * b` (broadcasting), observed. PyTorch: `ff.mul(a, b)`.
-    public func mul(_ a: Variable, _ b: Variable) throws -> Variable {
+    open func mul(_ a: Variable, _ b: Variable) throws -> Variable {
         try observe(try attributingErrors { try Functional.mul(a, b) })
     }
 
     /// `x * scalar`, not observed. PyTorch: `ff.mul_scalar(x, scalar)`.
-    public func mulScalar(_ x: Variable, _ scalar: Float) throws -> Variable {
+    open func mulScalar(_ x: Variable, _ scalar: Float) throws -> Variable {
         try attributingErrors { try Functional.mul(x, scalar: scalar) }
     }
 
     /// Concatenation along `dimension`, observed. PyTorch: `ff.cat(tensors, dim)`.
-    public func cat(_ inputs: [Variable], dimension: Int = 0) throws -> Variable {
+    open func cat(_ inputs: [Variable], dimension: Int = 0) throws -> Variable {
         try observe(try attributingErrors { try Functional.cat(inputs, dimension: dimension) })
     }
 
     /// `relu(a + b)`, observed. PyTorch: `ff.add_relu(a, b)`.
-    public func addReLU(_ a: Variable, _ b: Variable) throws -> Variable {
+    open func addReLU(_ a: Variable, _ b: Variable) throws -> Variable {
         try observe(try attributingErrors { try Functional.relu(Functional.add(a, b)) })
     }
 }

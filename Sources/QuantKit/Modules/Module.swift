@@ -29,6 +29,10 @@ open class Module {
     private var preHooks: [(id: Int, hook: (Module, Variable) throws -> Variable?)] = []
     private var postHooks: [(id: Int, hook: (Module, Variable, Variable) throws -> Variable?)] = []
     private var nextHookID = 0
+    /// Hooks that eager-mode `prepare` installed (they run the `activation_post_process` child); `convert` drops them.
+    private var observerHookIDs: Set<Int> = []
+    /// `.none`: no qconfig assigned (inherit from the parent at propagation); `.some(nil)`: opted out.
+    private var qconfigSlot: QConfig?? = .none
 
     /// The module this one was last registered in, and its name there (for error messages naming `features.0`).
     private weak var parent: Module?
@@ -47,6 +51,25 @@ open class Module {
 
     /// An empty module. PyTorch: `nn.Module.__init__()`.
     public init() {}
+
+    /// How eager-mode quantization treats this module and, through propagation, its descendants: a `QConfig`, or
+    /// `nil` to keep the subtree in float. Reading an unassigned qconfig gives nil; assigning nil is an explicit opt
+    /// out that propagation respects (see `hasAssignedQConfig`).
+    ///
+    /// PyTorch: the `module.qconfig` attribute (`model.qconfig = get_default_qconfig("x86")`,
+    /// `model.head.qconfig = None`).
+    public var qconfig: QConfig? {
+        get { qconfigSlot ?? nil }
+        set { qconfigSlot = .some(newValue) }
+    }
+
+    /// Whether `qconfig` was assigned (a config or an explicit nil) rather than left to inherit.
+    /// PyTorch: `hasattr(module, "qconfig")`.
+    public var hasAssignedQConfig: Bool { qconfigSlot != nil }
+
+    /// Forgets the assigned qconfig, so that propagation gives this module its parent's.
+    /// PyTorch: `del module.qconfig` (what `convert` does with `remove_qconfig=True`).
+    public func removeQConfig() { qconfigSlot = .none }
 
     // MARK: Forward
 
@@ -104,6 +127,48 @@ open class Module {
     public func removeHook(_ handle: HookHandle) {
         preHooks.removeAll { $0.id == handle.id }
         postHooks.removeAll { $0.id == handle.id }
+        observerHookIDs.remove(handle.id)
+    }
+
+    /// Registers the hook that eager-mode `prepare` uses to run the `activation_post_process` child on the output
+    /// (or, with `onInput`, on the input). `convert` removes it; copying hooks to a swapped module skips it.
+    /// PyTorch: `_register_activation_post_process_hook(module, pre_hook)`.
+    @discardableResult
+    func registerObserverHook(onInput: Bool) -> HookHandle {
+        let handle: HookHandle
+        if onInput {
+            handle = registerForwardPreHook { module, x in try module.child("activation_post_process")(x) }
+        } else {
+            handle = registerForwardHook { module, _, y in try module.child("activation_post_process")(y) }
+        }
+        observerHookIDs.insert(handle.id)
+        return handle
+    }
+
+    /// Removes the hooks `registerObserverHook` installed. PyTorch: part of `_remove_activation_post_process`.
+    func removeObserverHooks() {
+        preHooks.removeAll { observerHookIDs.contains($0.id) }
+        postHooks.removeAll { observerHookIDs.contains($0.id) }
+        observerHookIDs.removeAll()
+    }
+
+    /// Registers this module's user hooks (not the observer hooks) on `other`, pre-hooks and forward hooks in order:
+    /// what `convert` and `fuseModules` do so hooks survive a swap. PyTorch: the hook copying of `swap_module`.
+    func copyUserHooks(to other: Module, preHooks copyPre: Bool = true, forwardHooks copyPost: Bool = true) {
+        if copyPre { for entry in preHooks where !observerHookIDs.contains(entry.id) { other.registerForwardPreHook(entry.hook) } }
+        if copyPost { for entry in postHooks where !observerHookIDs.contains(entry.id) { other.registerForwardHook(entry.hook) } }
+    }
+
+    /// Removes this module's user hooks (not the observer hooks): `fuseModules` moves them to the fused module, and a
+    /// member that stays inside it must not run them again. PyTorch: `_forward_pre_hooks.clear()` in `fuse_known_modules`.
+    func removeUserHooks(preHooks removePre: Bool = true, forwardHooks removePost: Bool = true) {
+        if removePre { preHooks.removeAll { !observerHookIDs.contains($0.id) } }
+        if removePost { postHooks.removeAll { !observerHookIDs.contains($0.id) } }
+    }
+
+    /// Removes the direct child `name` (no-op when absent). PyTorch: `delattr(module, name)`.
+    func removeChild(_ name: String) {
+        childEntries.removeAll { $0.name == name }
     }
 
     // MARK: Payload checks for subclasses
@@ -467,8 +532,16 @@ open class Module {
                 }
             }
         }
+        try apply { try $0.didLoadStateDict() }
         return (missing, unexpected)
     }
+
+    /// Called on every module of the tree after `loadStateDict` copied the tensors in, so a module that keeps a
+    /// derived form of its state (a quantized layer's packed weight) can rebuild it. The base does nothing.
+    ///
+    /// PyTorch: the role of `_load_from_state_dict` overrides (e.g. `nnq.Linear` re-packing its weight).
+    /// - Throws: what the override throws (the new tensors stay loaded).
+    open func didLoadStateDict() throws {}
 
     // MARK: Description
 

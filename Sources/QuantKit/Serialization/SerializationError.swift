@@ -63,6 +63,12 @@ public enum SerializationError: Error, Equatable, Sendable, CustomStringConverti
     /// Reading or writing the file failed. PyTorch: `OSError` / `FileNotFoundError`.
     case io(path: String, reason: String)
 
+    /// A quantized model file (`saveQuantizedModel` / `loadQuantizedModel`) whose module records are malformed or do
+    /// not fit: bad JSON, an unknown module type, a missing or invalid setting, a tree that differs from the
+    /// architecture. `module` is the dotted path concerned (`""`: the file or the root).
+    /// PyTorch: none (a converted eager-mode model cannot be pickled, pytorch/pytorch#69426).
+    case invalidModelArchive(module: String, reason: String)
+
     /// What went wrong and what was expected, in one sentence. PyTorch: `str(error)`.
     public var description: String {
         switch self {
@@ -104,6 +110,8 @@ public enum SerializationError: Error, Equatable, Sendable, CustomStringConverti
             return "cannot store tensor \"\(name)\": \(reason)"
         case let .io(path, reason):
             return "cannot access \(path): \(reason)"
+        case let .invalidModelArchive(module, reason):
+            return "invalid quantized model file: " + (module.isEmpty ? "" : "module \"\(module)\": ") + reason
         }
     }
 }
