@@ -3,7 +3,7 @@
 #   make deps    check (as root: install) the Debian packages the tests need
 #   make test    every check CI runs, one step after another; each step is also a target (make test-cmake, ...)
 #   make bench   full kernel benchmark, JSON in bench-results/bench.json
-#   make run     quick kernel benchmark summary
+#   make run     the end-to-end quantization report (quantkit demo, Fashion-MNIST), then a quick kernel benchmark
 #   make clean   remove the build directories this Makefile creates
 #
 # Build directories (all covered by .gitignore): SwiftPM uses $(SCRATCH) (.build) and $(OPENMP_SCRATCH)
@@ -204,7 +204,13 @@ bench:
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(SWIFT) run -c release --scratch-path $(SCRATCH) \
 	    quantkit-bench --json $(BENCH_JSON) --svg $(dir $(BENCH_JSON))gemm-speedup.svg $(BENCH_ARGS)
 
+# The end-to-end report (quantkit demo: Fashion-MNIST, fp32 against dynamic, static and QAT quantization; trained
+# models kept in .quantkit-demo/), then the quick kernel benchmark. The demo's fp32 baseline runs OpenBLAS's best
+# kernel (the machine's OPENBLAS_* pinning unset, as in `bench`). DEMO_ARGS=--quick for a fast check.
+DEMO_ARGS ?=
 run:
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(SWIFT) run -c release --scratch-path $(SCRATCH) \
+	    quantkit demo $(DEMO_ARGS)
 	$(SWIFT) run -c release --scratch-path $(SCRATCH) quantkit-bench --quick $(BENCH_ARGS)
 
 # ------------------------------------------------------------------------------------------------ clean

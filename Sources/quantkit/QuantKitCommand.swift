@@ -7,6 +7,6 @@ struct QuantKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantkit",
         abstract: "PyTorch-compatible int8/fp16 quantization kernels.",
-        subcommands: [Info.self, Train.self],
+        subcommands: [Info.self, Train.self, Demo.self],
         defaultSubcommand: Info.self)
 }
