@@ -51,7 +51,7 @@ OMP_INCLUDE_DIR = $(shell { dpkg -L $$(dpkg-query -W -f='$${Package}\n' 'libomp-
 # Debian ships libomp as libomp5.so (no libomp.so on the default path).
 OPENMP_FLAGS = -Xcc -fopenmp -Xcc -idirafter -Xcc $(OMP_INCLUDE_DIR) -Xlinker -lomp5
 
-TEST_STEPS := swift swift-isa release openmp cmake aarch64 tsan install downstream
+TEST_STEPS := swift swift-isa release demo openmp cmake aarch64 tsan install downstream
 
 .PHONY: all deps test bench run clean $(addprefix test-,$(TEST_STEPS))
 
@@ -143,6 +143,17 @@ test-release:
 	fi; \
 	echo "--> quantkit-bench smoke run (release)"; \
 	"$$bin/quantkit-bench" --quick --threads 1 --filter '^minmax$$'
+
+# The end-to-end report on real data (Fashion-MNIST, one quick epoch): every workflow runs and every variant is
+# reported. Accuracy and speed are printed, not checked (tests never check timing).
+test-demo:
+	$(SWIFT) build -c release --scratch-path $(SCRATCH) --product quantkit
+	@bin=$$($(SWIFT) build -c release --scratch-path $(SCRATCH) --show-bin-path); \
+	"$$bin/quantkit" demo --quick --models "$(SCRATCH)/demo-models" | tee "$(SCRATCH)/demo.out"; \
+	for row in 'fp32 ' 'dynamic int8' 'dynamic fp16' 'static int8' 'QAT int8' 'Targets (issue 8)'; do \
+	    n=$$(grep -c -- "^$$row" "$(SCRATCH)/demo.out" || true); \
+	    [ "$$n" -ge 1 ] || { echo "error: the demo report has no '$$row' line"; exit 1; }; \
+	done
 
 # SwiftPM with OpenMP (flags on the command line, never in Package.swift), and the threading tests in that build.
 test-openmp:
