@@ -180,3 +180,29 @@ extension EagerWorkflowCoreTests {
         XCTAssertEqual(error, .missingQConfig(module: "fc (Linear)"))
     }
 }
+
+extension EagerWorkflowCoreTests {
+    func testLearnableFakeQuantizeTrainsItsScaleAsAParameter() throws {
+        let lsq = try LearnableFakeQuantize(observer: MinMaxObserver(dtype: .quint8), scale: 0.1, zeroPoint: 3)
+        lsq.enableParamLearning()
+        let module = ObserverModule(.fakeQuantize(lsq))
+        XCTAssertEqual(module.namedParameters().map(\.path), ["scale", "zero_point"])
+        let values = try Tensor<Float>(shape: [6], scalars: [-0.5, 0.04, 0.26, 1.3, 30, 0.11])
+        let x = Variable(values, requiresGrad: true)
+        try Functional.sum(try module(x)).backward()
+        let expected = try fakeQuantizeLearnablePerTensorAffineBackward(
+            Tensor(shape: [6], scalars: Array(repeating: 1, count: 6)), values, scale: 0.1, zeroPoint: 3,
+            quantMin: 0, quantMax: 255, gradFactor: 1)
+        let parameters = module.parameters()
+        XCTAssertEqual(parameters[0].grad?.scalars, expected.scale)
+        XCTAssertEqual(parameters[1].grad?.scalars, expected.zeroPoint)
+        XCTAssertEqual(x.grad?.scalars, expected.input.scalars)
+        // An optimizer step moves the scale, and the next forward uses it.
+        try SGD(parameters, learningRate: 1e-5).step()
+        let stepped = try XCTUnwrap(parameters[0].data.scalars.first)
+        XCTAssertEqual(stepped, 0.1 - 1e-5 * expected.scale[0], accuracy: 1e-7)
+        XCTAssertGreaterThan(stepped, 0)
+        _ = try module(Variable(values))
+        XCTAssertEqual(lsq.scale, [stepped])
+    }
+}

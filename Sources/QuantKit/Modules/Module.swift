@@ -267,6 +267,11 @@ open class Module {
         parameterEntries.append((name, parameter))
     }
 
+    /// `registerParameter` for names known to be valid and free.
+    func appendParameter(_ name: String, _ parameter: Parameter) {
+        parameterEntries.append((name, parameter))
+    }
+
     /// Adds a buffer: state that is not trained (running statistics, observer ranges). `persistent` buffers are part
     /// of the state dict; `dtype` is the PyTorch dtype the state dict reports for it (`.int64` for BatchNorm's
     /// `num_batches_tracked`; the value is kept as Float, exact up to 2^24). nil registers the name without a tensor.
