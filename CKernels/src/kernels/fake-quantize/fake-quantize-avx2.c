@@ -38,16 +38,8 @@ QK_TARGET_AVX2 void qk_f32_fq__avx2(size_t n, const float *x, float *y, uint8_t 
         _mm256_storeu_ps(y + i, qk_fq8(_mm256_loadu_ps(x + i), s, inv, zp, lo, hi, &m0));
         if (mask) qk_avx2_store8(mask + i, m0, flip);
     }
-    if (i < n) {
-        const size_t r = n - i;
-        float xb[8] = {0}, yb[8];
-        uint8_t mb[8];
-        memcpy(xb, x + i, r * sizeof(float));
-        _mm256_storeu_ps(yb, qk_fq8(_mm256_loadu_ps(xb), s, inv, zp, lo, hi, &m0));
-        qk_avx2_store8(mb, m0, flip);
-        memcpy(y + i, yb, r * sizeof(float));
-        if (mask) memcpy(mask + i, mb, r);
-    }
+    /* The tail is the scalar reference (element-wise, so the same bits). */
+    if (i < n) qk_f32_fq__scalar(n - i, x + i, y + i, mask ? mask + i : NULL, p);
 }
 
 QK_TARGET_AVX2 void qk_f32_fq_pc__avx2(size_t n, const float *x, float *y, uint8_t *mask, const float *scale,
@@ -61,20 +53,9 @@ QK_TARGET_AVX2 void qk_f32_fq_pc__avx2(size_t n, const float *x, float *y, uint8
                                        _mm256_loadu_ps(inv_scale + i), _mm256_loadu_ps(zero_point + i), lo, hi, &m));
         if (mask) qk_avx2_store8(mask + i, m, flip);
     }
-    if (i < n) {
-        const size_t r = n - i;
-        float xb[8] = {0}, sb[8] = {0}, ib[8] = {0}, zb[8] = {0}, yb[8];
-        uint8_t mb[8];
-        memcpy(xb, x + i, r * sizeof(float));
-        memcpy(sb, scale + i, r * sizeof(float));
-        memcpy(ib, inv_scale + i, r * sizeof(float));
-        memcpy(zb, zero_point + i, r * sizeof(float));
-        _mm256_storeu_ps(yb, qk_fq8(_mm256_loadu_ps(xb), _mm256_loadu_ps(sb), _mm256_loadu_ps(ib),
-                                    _mm256_loadu_ps(zb), lo, hi, &m));
-        qk_avx2_store8(mb, m, flip);
-        memcpy(y + i, yb, r * sizeof(float));
-        if (mask) memcpy(mask + i, mb, r);
-    }
+    /* The tail is the scalar reference (element-wise, so the same bits). */
+    if (i < n) qk_f32_fq_pc__scalar(n - i, x + i, y + i, mask ? mask + i : NULL, scale + i,
+                                     inv_scale + i, zero_point + i, p);
 }
 
 static QK_TARGET_AVX2 inline __m256 qk_mask8(const uint8_t *m) {
@@ -89,15 +70,8 @@ QK_TARGET_AVX2 void qk_f32_fq_mask_backward__avx2(size_t n, const float *dy, con
     }
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), qk_mask8(mask + i)));
-    if (i < n) {
-        const size_t r = n - i;
-        float db[8] = {0}, xb[8];
-        uint8_t mb[8] = {0};
-        memcpy(db, dy + i, r * sizeof(float));
-        memcpy(mb, mask + i, r);
-        _mm256_storeu_ps(xb, _mm256_mul_ps(_mm256_loadu_ps(db), qk_mask8(mb)));
-        memcpy(dx + i, xb, r * sizeof(float));
-    }
+    /* The tail is the scalar reference (element-wise, so the same bits). */
+    if (i < n) qk_f32_fq_mask_backward__scalar(n - i, dy + i, mask + i, dx + i);
 }
 
 /* Learnable backward of 8 elements: returns dx, sets the grad_scale / grad_zero_point contributions (the scalar
@@ -195,22 +169,9 @@ QK_TARGET_AVX2 void qk_f32_fq_learnable_backward_pc__avx2(size_t n, const float 
     for (; i + 8 <= n; i += 8)
         qk_fql8_pc(x + i, dy + i, dx + i, scale + i, inv_scale + i, zero_point + i, lo, hi, g, acc_scale + i,
                    acc_zero_point + i);
-    if (i < n) {
-        const size_t r = n - i;
-        float xb[8] = {0}, db[8] = {0}, ob[8], sb[8] = {0}, ib[8] = {0}, zb[8] = {0};
-        double as[8] = {0}, az[8] = {0};
-        memcpy(xb, x + i, r * sizeof(float));
-        memcpy(db, dy + i, r * sizeof(float));
-        memcpy(sb, scale + i, r * sizeof(float));
-        memcpy(ib, inv_scale + i, r * sizeof(float));
-        memcpy(zb, zero_point + i, r * sizeof(float));
-        memcpy(as, acc_scale + i, r * sizeof(double));
-        memcpy(az, acc_zero_point + i, r * sizeof(double));
-        qk_fql8_pc(xb, db, ob, sb, ib, zb, lo, hi, g, as, az);
-        memcpy(dx + i, ob, r * sizeof(float));
-        memcpy(acc_scale + i, as, r * sizeof(double));
-        memcpy(acc_zero_point + i, az, r * sizeof(double));
-    }
+    /* The tail is the scalar reference: every element has its own accumulators, so the bits are the same. */
+    qk_f32_fq_learnable_backward_pc__scalar(n - i, x + i, dy + i, dx + i, scale + i, inv_scale + i,
+                                            zero_point + i, p, acc_scale + i, acc_zero_point + i);
 }
 
 #endif

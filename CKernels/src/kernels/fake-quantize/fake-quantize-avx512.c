@@ -1,7 +1,6 @@
 /* AVX-512 fake quantization, bit-identical to fake-quantize-scalar.c (tails through masked loads and stores). */
 #if defined(__x86_64__) || defined(_M_X64)
 
-#include <string.h>
 
 #include "qk_avx512.h"
 #include "qk_kernels.h"
@@ -122,7 +121,6 @@ static QK_TARGET_AVX512 inline void qk_fql16_pc(const float *x, const float *dy,
     _mm512_storeu_pd(acc_z + 8, b);
 }
 
-/* The tail goes through stack copies: masked double loads and stores have no exact stand-in under emulation. */
 QK_TARGET_AVX512 void qk_f32_fq_learnable_backward_pc__avx512(size_t n, const float *x, const float *dy, float *dx,
                                                               const float *scale, const float *inv_scale,
                                                               const float *zero_point, const qk_fq_params *p,
@@ -132,22 +130,9 @@ QK_TARGET_AVX512 void qk_f32_fq_learnable_backward_pc__avx512(size_t n, const fl
     for (; i + 16 <= n; i += 16)
         qk_fql16_pc(x + i, dy + i, dx + i, scale + i, inv_scale + i, zero_point + i, lo, hi, g, acc_scale + i,
                     acc_zero_point + i);
-    if (i < n) {
-        const size_t r = n - i;
-        float xb[16] = {0}, db[16] = {0}, ob[16], sb[16] = {0}, ib[16] = {0}, zb[16] = {0};
-        double as[16] = {0}, az[16] = {0};
-        memcpy(xb, x + i, r * sizeof(float));
-        memcpy(db, dy + i, r * sizeof(float));
-        memcpy(sb, scale + i, r * sizeof(float));
-        memcpy(ib, inv_scale + i, r * sizeof(float));
-        memcpy(zb, zero_point + i, r * sizeof(float));
-        memcpy(as, acc_scale + i, r * sizeof(double));
-        memcpy(az, acc_zero_point + i, r * sizeof(double));
-        qk_fql16_pc(xb, db, ob, sb, ib, zb, lo, hi, g, as, az);
-        memcpy(dx + i, ob, r * sizeof(float));
-        memcpy(acc_scale + i, as, r * sizeof(double));
-        memcpy(acc_zero_point + i, az, r * sizeof(double));
-    }
+    /* The tail is the scalar reference: every element has its own accumulators, so the bits are the same. */
+    qk_f32_fq_learnable_backward_pc__scalar(n - i, x + i, dy + i, dx + i, scale + i, inv_scale + i,
+                                            zero_point + i, p, acc_scale + i, acc_zero_point + i);
 }
 
 #endif

@@ -51,15 +51,8 @@ void qk_f32_fq__neon(size_t n, const float *x, float *y, uint8_t *mask, const qk
     const float32x4_t lo = vdupq_n_f32(p->qmin), hi = vdupq_n_f32(p->qmax);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) qk_fq16(x + i, y + i, mask ? mask + i : NULL, s, v, z, lo, hi);
-    if (i < n) {
-        const size_t r = n - i;
-        float xb[16] = {0}, yb[16];
-        uint8_t mb[16];
-        memcpy(xb, x + i, r * sizeof(float));
-        qk_fq16(xb, yb, mb, s, v, z, lo, hi);
-        memcpy(y + i, yb, r * sizeof(float));
-        if (mask) memcpy(mask + i, mb, r);
-    }
+    /* The tail is the scalar reference (element-wise, so the same bits). */
+    if (i < n) qk_f32_fq__scalar(n - i, x + i, y + i, mask ? mask + i : NULL, p);
 }
 
 void qk_f32_fq_pc__neon(size_t n, const float *x, float *y, uint8_t *mask, const float *scale,
@@ -68,18 +61,9 @@ void qk_f32_fq_pc__neon(size_t n, const float *x, float *y, uint8_t *mask, const
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
         qk_fq16_pc(x + i, y + i, mask ? mask + i : NULL, scale + i, inv_scale + i, zero_point + i, lo, hi);
-    if (i < n) {
-        const size_t r = n - i;
-        float xb[16] = {0}, sb[16] = {0}, ib[16] = {0}, zb[16] = {0}, yb[16];
-        uint8_t mb[16];
-        memcpy(xb, x + i, r * sizeof(float));
-        memcpy(sb, scale + i, r * sizeof(float));
-        memcpy(ib, inv_scale + i, r * sizeof(float));
-        memcpy(zb, zero_point + i, r * sizeof(float));
-        qk_fq16_pc(xb, yb, mb, sb, ib, zb, lo, hi);
-        memcpy(y + i, yb, r * sizeof(float));
-        if (mask) memcpy(mask + i, mb, r);
-    }
+    /* The tail is the scalar reference (element-wise, so the same bits). */
+    if (i < n) qk_f32_fq_pc__scalar(n - i, x + i, y + i, mask ? mask + i : NULL, scale + i,
+                                     inv_scale + i, zero_point + i, p);
 }
 
 /* dy * (0.0f or 1.0f) for 16 elements */
@@ -95,15 +79,8 @@ static inline void qk_mask_backward16(const float *dy, const uint8_t *mask, floa
 void qk_f32_fq_mask_backward__neon(size_t n, const float *dy, const uint8_t *mask, float *dx) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) qk_mask_backward16(dy + i, mask + i, dx + i);
-    if (i < n) {
-        const size_t r = n - i;
-        float db[16] = {0}, xb[16];
-        uint8_t mb[16] = {0};
-        memcpy(db, dy + i, r * sizeof(float));
-        memcpy(mb, mask + i, r);
-        qk_mask_backward16(db, mb, xb);
-        memcpy(dx + i, xb, r * sizeof(float));
-    }
+    /* The tail is the scalar reference (element-wise, so the same bits). */
+    if (i < n) qk_f32_fq_mask_backward__scalar(n - i, dy + i, mask + i, dx + i);
 }
 
 /* Learnable backward of 4 elements (the scalar branch formulas, both computed and selected); returns dx. */
@@ -189,22 +166,9 @@ void qk_f32_fq_learnable_backward_pc__neon(size_t n, const float *x, const float
     for (; i + 4 <= n; i += 4)
         qk_fql4_pc(x + i, dy + i, dx + i, scale + i, inv_scale + i, zero_point + i, lo, hi, g, acc_scale + i,
                    acc_zero_point + i);
-    if (i < n) {
-        const size_t r = n - i;
-        float xb[4] = {0}, db[4] = {0}, ob[4], sb[4] = {0}, ib[4] = {0}, zb[4] = {0};
-        double as[4] = {0}, az[4] = {0};
-        memcpy(xb, x + i, r * sizeof(float));
-        memcpy(db, dy + i, r * sizeof(float));
-        memcpy(sb, scale + i, r * sizeof(float));
-        memcpy(ib, inv_scale + i, r * sizeof(float));
-        memcpy(zb, zero_point + i, r * sizeof(float));
-        memcpy(as, acc_scale + i, r * sizeof(double));
-        memcpy(az, acc_zero_point + i, r * sizeof(double));
-        qk_fql4_pc(xb, db, ob, sb, ib, zb, lo, hi, g, as, az);
-        memcpy(dx + i, ob, r * sizeof(float));
-        memcpy(acc_scale + i, as, r * sizeof(double));
-        memcpy(acc_zero_point + i, az, r * sizeof(double));
-    }
+    /* The tail is the scalar reference: every element has its own accumulators, so the bits are the same. */
+    qk_f32_fq_learnable_backward_pc__scalar(n - i, x + i, dy + i, dx + i, scale + i, inv_scale + i,
+                                            zero_point + i, p, acc_scale + i, acc_zero_point + i);
 }
 
 #endif

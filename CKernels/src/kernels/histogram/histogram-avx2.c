@@ -3,27 +3,9 @@
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include <immintrin.h>
-#include <math.h>
-#include <string.h>
 
 #include "qk_internal.h"
-#include "qk_kernels.h"
-
-_Static_assert(QK_HISTOGRAM_WAYS == 4, "the increment loops use 4 ways");
-
-/* Increments for a block of m indices (m a multiple of 4), two indices per load. */
-static inline void qk_histogram_increment(const uint32_t *idx, size_t m, uint32_t *c0, uint32_t *c1, uint32_t *c2,
-                                          uint32_t *c3) {
-    for (size_t j = 0; j < m; j += 4) {
-        uint64_t p, q;
-        memcpy(&p, idx + j, 8);
-        memcpy(&q, idx + j + 2, 8);
-        c0[(uint32_t)p]++;
-        c1[p >> 32]++;
-        c2[(uint32_t)q]++;
-        c3[q >> 32]++;
-    }
-}
+#include "qk_histogram.h"
 
 QK_TARGET_AVX2 void qk_f32_histogram__avx2(size_t n, const float *x, float lo, float hi, uint32_t bins, int absolute,
                                            uint32_t *counts, float *min, float *max) {
@@ -34,8 +16,6 @@ QK_TARGET_AVX2 void qk_f32_histogram__avx2(size_t n, const float *x, float lo, f
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256 value_mask = absolute ? abs_mask : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     const __m256i vlast = _mm256_set1_epi32((int32_t)(bins - 1)), vskip = _mm256_set1_epi32((int32_t)bins);
-    uint32_t *const c0 = counts, *const c1 = counts + stride, *const c2 = counts + 2 * stride;
-    uint32_t *const c3 = counts + 3 * stride;
     float mn = min ? *min : 0.0f, mx = max ? *max : 0.0f;
     __m256 lo_acc = _mm256_set1_ps(mn), hi_acc = _mm256_set1_ps(mx);
     _Alignas(32) uint32_t idx[QK_HISTOGRAM_BLOCK];
@@ -68,7 +48,7 @@ QK_TARGET_AVX2 void qk_f32_histogram__avx2(size_t n, const float *x, float lo, f
         } else {
             QK_HISTOGRAM_INDICES()
         }
-        qk_histogram_increment(idx, m, c0, c1, c2, c3);
+        qk_histogram_increment(idx, m, counts, stride);
         i += m;
     }
 #undef QK_HISTOGRAM_INDICES
@@ -77,26 +57,9 @@ QK_TARGET_AVX2 void qk_f32_histogram__avx2(size_t n, const float *x, float lo, f
         float l[8], h[8];
         _mm256_storeu_ps(l, lo_acc);
         _mm256_storeu_ps(h, hi_acc);
-        for (int k = 0; k < 8; k++) {
-            mn = l[k] < mn ? l[k] : mn;
-            mx = h[k] > mx ? h[k] : mx;
-        }
+        qk_histogram_fold_lanes(l, h, 8, &mn, &mx);
     }
-    for (; i < n; i++) {
-        const float raw = x[i];
-        if (min && isfinite(raw)) {
-            mn = raw < mn ? raw : mn;
-            mx = raw > mx ? raw : mx;
-        }
-        const float v = absolute ? fabsf(raw) : raw;
-        uint32_t *way = counts + (i % QK_HISTOGRAM_WAYS) * stride;
-        if (!(v >= lo && v <= hi)) {
-            way[bins]++;
-            continue;
-        }
-        const float t = ((v - lo) * nb) / width;
-        way[t < nb ? (uint32_t)t : bins - 1]++;
-    }
+    qk_histogram_bin_range(i, n, x, lo, hi, bins, absolute, counts, min != NULL, &mn, &mx);
     if (min) {
         *min = mn;
         *max = mx;

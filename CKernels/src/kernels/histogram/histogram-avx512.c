@@ -2,13 +2,9 @@
  * them first and then the counter increments, spread over the ways (see histogram-avx2.c). */
 #if defined(__x86_64__) || defined(_M_X64)
 
-#include <math.h>
-#include <string.h>
 
 #include "qk_avx512.h"
-#include "qk_kernels.h"
-
-_Static_assert(QK_HISTOGRAM_WAYS == 4, "the increment loops use 4 ways");
+#include "qk_histogram.h"
 
 /* SIMDe 0.7.4 has no vcvttps2dq on zmm: the emulated test build truncates each 256-bit half natively. */
 #if defined(QK_SIMDE_EMULATION)
@@ -28,8 +24,6 @@ QK_TARGET_AVX512 void qk_f32_histogram__avx512(size_t n, const float *x, float l
     const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
     const __m512i value_mask = absolute ? abs_mask : _mm512_set1_epi32(-1);
     const __m512i vlast = _mm512_set1_epi32((int32_t)(bins - 1)), vskip = _mm512_set1_epi32((int32_t)bins);
-    uint32_t *const c0 = counts, *const c1 = counts + stride, *const c2 = counts + 2 * stride;
-    uint32_t *const c3 = counts + 3 * stride;
     float mn = min ? *min : 0.0f, mx = max ? *max : 0.0f;
     __m512 lo_acc = _mm512_set1_ps(mn), hi_acc = _mm512_set1_ps(mx);
     _Alignas(64) uint32_t idx[QK_HISTOGRAM_BLOCK];
@@ -61,15 +55,7 @@ QK_TARGET_AVX512 void qk_f32_histogram__avx512(size_t n, const float *x, float l
         } else {
             QK_HISTOGRAM_INDICES()
         }
-        for (size_t j = 0; j < m; j += 4) {
-            uint64_t p, q;
-            memcpy(&p, idx + j, 8);
-            memcpy(&q, idx + j + 2, 8);
-            c0[(uint32_t)p]++;
-            c1[p >> 32]++;
-            c2[(uint32_t)q]++;
-            c3[q >> 32]++;
-        }
+        qk_histogram_increment(idx, m, counts, stride);
         i += m;
     }
 #undef QK_HISTOGRAM_INDICES
@@ -78,26 +64,9 @@ QK_TARGET_AVX512 void qk_f32_histogram__avx512(size_t n, const float *x, float l
         float l[16], h[16];
         _mm512_storeu_ps(l, lo_acc);
         _mm512_storeu_ps(h, hi_acc);
-        for (int k = 0; k < 16; k++) {
-            mn = l[k] < mn ? l[k] : mn;
-            mx = h[k] > mx ? h[k] : mx;
-        }
+        qk_histogram_fold_lanes(l, h, 16, &mn, &mx);
     }
-    for (; i < n; i++) {
-        const float raw = x[i];
-        if (min && isfinite(raw)) {
-            mn = raw < mn ? raw : mn;
-            mx = raw > mx ? raw : mx;
-        }
-        const float v = absolute ? fabsf(raw) : raw;
-        uint32_t *way = counts + (i % QK_HISTOGRAM_WAYS) * stride;
-        if (!(v >= lo && v <= hi)) {
-            way[bins]++;
-            continue;
-        }
-        const float t = ((v - lo) * nb) / width;
-        way[t < nb ? (uint32_t)t : bins - 1]++;
-    }
+    qk_histogram_bin_range(i, n, x, lo, hi, bins, absolute, counts, min != NULL, &mn, &mx);
     if (min) {
         *min = mn;
         *max = mx;

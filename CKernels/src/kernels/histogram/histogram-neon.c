@@ -1,13 +1,9 @@
 /* NEON histogram: bin indices 4 at a time (the scalar reference's fp32 operations, so the same bins), a block of
  * them first and then the counter increments, spread over the ways (see histogram-avx2.c). */
-#include "qk_kernels.h"
+#include "qk_histogram.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
-#include <math.h>
-#include <string.h>
-
-_Static_assert(QK_HISTOGRAM_WAYS == 4, "the increment loops use 4 ways");
 
 void qk_f32_histogram__neon(size_t n, const float *x, float lo, float hi, uint32_t bins, int absolute,
                             uint32_t *counts, float *min, float *max) {
@@ -16,8 +12,6 @@ void qk_f32_histogram__neon(size_t n, const float *x, float lo, float hi, uint32
     const float32x4_t vlo = vdupq_n_f32(lo), vhi = vdupq_n_f32(hi), vnb = vdupq_n_f32(nb);
     const float32x4_t vwidth = vdupq_n_f32(width), vinf = vdupq_n_f32(INFINITY);
     const uint32x4_t vlast = vdupq_n_u32(bins - 1), vskip = vdupq_n_u32(bins);
-    uint32_t *const c0 = counts, *const c1 = counts + stride, *const c2 = counts + 2 * stride;
-    uint32_t *const c3 = counts + 3 * stride;
     float mn = min ? *min : 0.0f, mx = max ? *max : 0.0f;
     float32x4_t lo_acc = vdupq_n_f32(mn), hi_acc = vdupq_n_f32(mx);
     uint32_t idx[QK_HISTOGRAM_BLOCK];
@@ -47,15 +41,7 @@ void qk_f32_histogram__neon(size_t n, const float *x, float lo, float hi, uint32
         } else {
             QK_HISTOGRAM_INDICES()
         }
-        for (size_t j = 0; j < m; j += 4) {
-            uint64_t p, q;
-            memcpy(&p, idx + j, 8);
-            memcpy(&q, idx + j + 2, 8);
-            c0[(uint32_t)p]++;
-            c1[p >> 32]++;
-            c2[(uint32_t)q]++;
-            c3[q >> 32]++;
-        }
+        qk_histogram_increment(idx, m, counts, stride);
         i += m;
     }
 #undef QK_HISTOGRAM_INDICES
@@ -64,26 +50,9 @@ void qk_f32_histogram__neon(size_t n, const float *x, float lo, float hi, uint32
         float l[4], h[4];
         vst1q_f32(l, lo_acc);
         vst1q_f32(h, hi_acc);
-        for (int k = 0; k < 4; k++) {
-            mn = l[k] < mn ? l[k] : mn;
-            mx = h[k] > mx ? h[k] : mx;
-        }
+        qk_histogram_fold_lanes(l, h, 4, &mn, &mx);
     }
-    for (; i < n; i++) {
-        const float raw = x[i];
-        if (min && isfinite(raw)) {
-            mn = raw < mn ? raw : mn;
-            mx = raw > mx ? raw : mx;
-        }
-        const float v = absolute ? fabsf(raw) : raw;
-        uint32_t *way = counts + (i % QK_HISTOGRAM_WAYS) * stride;
-        if (!(v >= lo && v <= hi)) {
-            way[bins]++;
-            continue;
-        }
-        const float t = ((v - lo) * nb) / width;
-        way[t < nb ? (uint32_t)t : bins - 1]++;
-    }
+    qk_histogram_bin_range(i, n, x, lo, hi, bins, absolute, counts, min != NULL, &mn, &mx);
     if (min) {
         *min = mn;
         *max = mx;
